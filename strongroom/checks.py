@@ -1,0 +1,73 @@
+"""System checks that stop an unsafe production start. Ids: strongroom.E001 ...
+
+An unsafe setting is an Error, not a Warning: `strongroom serve` refuses to start with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from strongroom.environment import ConfigError
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@register()
+def check_key_file(app_configs: Any, **kwargs: Any) -> list[Error]:
+    from strongroom.crypto.keyfile import load_kek
+
+    if not settings.KEK_FILE.exists():
+        return []  # created by `strongroom serve` on a new installation
+    try:
+        load_kek(settings.KEK_FILE)
+    except ConfigError as exc:
+        return [Error(str(exc), id="strongroom.E001")]
+    return []
+
+
+@register()
+def check_transport(app_configs: Any, **kwargs: Any) -> list[Error]:
+    errors = []
+    host = urlsplit(settings.PUBLIC_URL).hostname or ""
+    if not settings.IS_HTTPS and not _is_loopback(host):
+        errors.append(
+            Error(
+                f"STRONGROOM_PUBLIC_URL={settings.PUBLIC_URL} is plain HTTP on a non-loopback host: "
+                "passwords and mail would cross the network in clear.",
+                hint="Serve over HTTPS (strongroom serve --tls-cert/--tls-key, or a TLS proxy with "
+                "STRONGROOM_BEHIND_TLS_PROXY=1) and set STRONGROOM_PUBLIC_URL=https://...",
+                id="strongroom.E002",
+            )
+        )
+    if settings.DEBUG and not _is_loopback(host):
+        errors.append(
+            Error(
+                "STRONGROOM_DEBUG is on for a public address; debug pages reveal settings and data.",
+                hint="Unset STRONGROOM_DEBUG.",
+                id="strongroom.E003",
+            )
+        )
+    if settings.SMTP_INTAKE:
+        intake_host = settings.SMTP_INTAKE.rpartition(":")[0]
+        if not (settings.SMTP_INTAKE_TLS_CERT and settings.SMTP_INTAKE_TLS_KEY) and not _is_loopback(intake_host):
+            errors.append(
+                Error(
+                    f"STRONGROOM_SMTP_INTAKE={settings.SMTP_INTAKE} listens beyond loopback without TLS.",
+                    hint="Set STRONGROOM_SMTP_INTAKE_TLS_CERT and STRONGROOM_SMTP_INTAKE_TLS_KEY.",
+                    id="strongroom.E004",
+                )
+            )
+    return errors

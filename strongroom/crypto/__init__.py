@@ -1,0 +1,33 @@
+"""The only code that touches ciphers, HMAC and key material.
+
+Other code calls this small API:
+
+- `random_token(nbytes)`: an unguessable identifier (base32, lower case).
+- `constant_time_equals(a, b)`: compare secrets without leaking where they differ.
+- `keyed_digest(data, purpose=...)`: HMAC-SHA256 under a key derived for `purpose`, for
+  lookups and de-duplication that must not reveal the data (a plain hash of a message
+  could be confirmed by anyone holding a copy).
+- `seal(plaintext, purpose=..., context=...)` / `open_sealed(...)`: AES-256-GCM with a fresh
+  random nonce; `purpose` and `context` (table, column, row) are bound as associated data,
+  so a ciphertext moved to another place does not open.
+
+Keys come from the key file (see keyfile.py). docs/encryption.md describes the formats.
+"""
+
+from strongroom.crypto.primitives import (
+    SealError,
+    constant_time_equals,
+    keyed_digest,
+    open_sealed,
+    random_token,
+    seal,
+)
+
+__all__ = [
+    "SealError",
+    "constant_time_equals",
+    "keyed_digest",
+    "open_sealed",
+    "random_token",
+    "seal",
+]

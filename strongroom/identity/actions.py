@@ -1,0 +1,110 @@
+"""State changes for people and API tokens. One function per use case."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from strongroom.crypto import constant_time_equals, random_token
+from strongroom.errors import Conflict, Invalid
+from strongroom.identity.models import ApiToken, User
+
+TOKEN_PREFIX = "sr"  # noqa: S105 - a public prefix, not a secret
+
+
+def create_user(
+    *,
+    email: str,
+    name: str = "",
+    password: str | None,
+    is_admin: bool = False,
+    must_change_password: bool = False,
+) -> User:
+    """Create a person who signs in with `email`. Raises Invalid or Conflict.
+
+    The password is checked against the password rules before anything is written.
+    """
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise Invalid(f"{email!r} is not an e-mail address") from None
+    if password is not None:
+        try:
+            validate_password(password, User(email=email, name=name))
+        except ValidationError as exc:
+            raise Invalid(" ".join(exc.messages)) from None
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(
+                email,
+                password,
+                name=name,
+                is_admin=is_admin,
+                must_change_password=must_change_password,
+            )
+    except IntegrityError:
+        raise Conflict(f"a person with the address {email} already exists") from None
+
+
+def generated_password() -> str:
+    """A random password for a new account (26 base32 characters, 128 bits)."""
+    return random_token(16)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # the full bearer value; shown once, never stored
+
+
+def _hash_secret(secret: str) -> bytes:
+    # The secret has 160 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def create_api_token(*, user: User, name: str, expires_in: timedelta | None) -> IssuedToken:
+    """Issue a bearer token for `user`. The returned secret is the only copy."""
+    key_id = random_token(5)
+    secret = random_token(20)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name or "API token",
+        key_id=key_id,
+        secret_hash=_hash_secret(secret),
+        expires_at=timezone.now() + expires_in if expires_in else None,
+    )
+    return IssuedToken(token=token, secret=f"{TOKEN_PREFIX}_{key_id}_{secret}")
+
+
+def user_for_api_token(bearer: str) -> tuple[User, ApiToken] | None:
+    """Return the active person and token for a bearer value, or None.
+
+    The secret is compared in constant time; unknown, revoked and expired tokens and
+    deactivated people all give None.
+    """
+    parts = bearer.strip().split("_")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    token = ApiToken.objects.select_related("user").filter(key_id=parts[1]).first()
+    if token is None:
+        return None
+    if not constant_time_equals(bytes(token.secret_hash), _hash_secret(parts[2])):
+        return None
+    now = timezone.now()
+    if not token.is_usable_at(now) or not token.user.is_active:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user, token
+
+
+def revoke_api_token(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

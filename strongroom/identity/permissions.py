@@ -1,0 +1,107 @@
+"""The permission catalogue: every permission code and the built-in roles, as plain data.
+
+Per-inbox permissions are granted by a membership's role in that inbox (the rules that apply
+them to inboxes live in strongroom/inboxes/access.py). Global permissions come from the
+person's global role. Default deny: what is not listed here is not allowed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strongroom.identity.models import User
+
+
+class Perm(StrEnum):
+    # per inbox
+    VIEW = "conversation.view"
+    REPLY = "conversation.reply"
+    NOTE = "conversation.note"
+    ASSIGN = "conversation.assign"
+    CHANGE_STATUS = "conversation.status"
+    TAG = "conversation.tag"
+    DELETE = "conversation.delete"
+    EXPORT = "conversation.export"
+    DOWNLOAD_ATTACHMENTS = "attachment.download"
+    SEE_CONTACT = "contact.view"
+    MANAGE_INBOX = "inbox.manage"
+    # global
+    MANAGE_USERS = "users.manage"
+    MANAGE_ROLES = "roles.manage"
+    CREATE_INBOXES = "inboxes.create"
+    READ_AUDIT = "audit.read"
+    MANAGE_SECURITY = "security.manage"
+    MANAGE_TRAINING = "training.manage"
+
+
+INBOX_PERMS = frozenset(
+    {
+        Perm.VIEW,
+        Perm.REPLY,
+        Perm.NOTE,
+        Perm.ASSIGN,
+        Perm.CHANGE_STATUS,
+        Perm.TAG,
+        Perm.DELETE,
+        Perm.EXPORT,
+        Perm.DOWNLOAD_ATTACHMENTS,
+        Perm.SEE_CONTACT,
+        Perm.MANAGE_INBOX,
+    }
+)
+GLOBAL_PERMS = frozenset(set(Perm) - INBOX_PERMS)
+
+# Roles held in an inbox (through a membership).
+INBOX_ROLES: dict[str, frozenset[Perm]] = {
+    "owner": INBOX_PERMS,
+    "supervisor": INBOX_PERMS - {Perm.MANAGE_INBOX},
+    "agent": frozenset(
+        {
+            Perm.VIEW,
+            Perm.REPLY,
+            Perm.NOTE,
+            Perm.ASSIGN,
+            Perm.CHANGE_STATUS,
+            Perm.TAG,
+            Perm.DOWNLOAD_ATTACHMENTS,
+            Perm.SEE_CONTACT,
+        }
+    ),
+    "viewer": frozenset({Perm.VIEW, Perm.DOWNLOAD_ATTACHMENTS, Perm.SEE_CONTACT}),
+}
+DEFAULT_INBOX_ROLE = "agent"
+
+# Roles held across the installation. An admin manages people and inboxes but reads no
+# conversation unless also a member of its inbox: content access is always per inbox.
+GLOBAL_ROLES: dict[str, frozenset[Perm]] = {
+    "admin": frozenset(
+        {
+            Perm.MANAGE_USERS,
+            Perm.MANAGE_ROLES,
+            Perm.CREATE_INBOXES,
+            Perm.MANAGE_SECURITY,
+            Perm.MANAGE_TRAINING,
+            Perm.READ_AUDIT,
+        }
+    ),
+    "member": frozenset(),
+}
+
+
+def global_role_of(user: User) -> str:
+    return "admin" if user.is_admin else "member"
+
+
+def has_global_perm(user: User, perm: Perm) -> bool:
+    """May this signed-in, active person do `perm`, which is not tied to an inbox?"""
+    if perm not in GLOBAL_PERMS:
+        raise ValueError(f"{perm} is a per-inbox permission; use inboxes.access")
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return perm in GLOBAL_ROLES[global_role_of(user)]
+
+
+def role_grants(role: str, perm: Perm) -> bool:
+    return perm in INBOX_ROLES.get(role, frozenset())

@@ -1,0 +1,130 @@
+"""The only way to load inbox content on behalf of a person.
+
+Two questions, answered here and nowhere else:
+- `can(user, perm, inbox)`: may this person do `perm` in this inbox?
+- `inboxes_visible_to(user, need)` and friends: which objects may this person act on?
+
+Default deny. An object in an inbox the person is not a member of raises NotFound, exactly
+as a missing one would, so its existence is not revealed. A member whose role lacks the
+permission gets NotAllowed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import QuerySet
+
+from strongroom.errors import NotAllowed, NotFound
+from strongroom.identity.permissions import INBOX_ROLES, Perm
+from strongroom.inboxes.models import Attachment, Contact, Conversation, Inbox, Membership, Message
+
+if TYPE_CHECKING:
+    from strongroom.identity.models import User
+
+
+def _is_active(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def roles_with(perm: Perm) -> list[str]:
+    return [role for role, perms in INBOX_ROLES.items() if perm in perms]
+
+
+def role_in(user: User, inbox: Inbox) -> str | None:
+    if not _is_active(user):
+        return None
+    return Membership.objects.filter(inbox=inbox, user=user).values_list("role", flat=True).first()
+
+
+def can(user: User, perm: Perm, inbox: Inbox) -> bool:
+    """May `user` do `perm` in `inbox`? (Per-inbox permissions only.)"""
+    role = role_in(user, inbox)
+    return role is not None and perm in INBOX_ROLES.get(role, frozenset())
+
+
+def inbox_perms(user: User, inbox: Inbox) -> frozenset[Perm]:
+    role = role_in(user, inbox)
+    return INBOX_ROLES.get(role, frozenset()) if role else frozenset()
+
+
+def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
+    """Inboxes in which `user` holds a role that grants `need`."""
+    if not _is_active(user):
+        return Inbox.objects.none()
+    return Inbox.objects.filter(memberships__user=user, memberships__role__in=roles_with(need))
+
+
+def conversations_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Conversation]:
+    """Conversations in the inboxes where `user` may do `need`."""
+    if not _is_active(user):
+        return Conversation.objects.none()
+    inbox_ids = Membership.objects.filter(user=user, role__in=roles_with(need)).values("inbox_id")
+    return Conversation.objects.filter(inbox_id__in=inbox_ids)
+
+
+def _parse_id(public_id: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(str(public_id))
+    except ValueError:
+        raise NotFound("no such object") from None
+
+
+def _check(user: User, inbox: Inbox, need: Perm) -> None:
+    role = role_in(user, inbox)
+    if role is None:
+        raise NotFound("no such object")
+    if need not in INBOX_ROLES.get(role, frozenset()):
+        raise NotAllowed(f"your role in this inbox does not allow {need.value}")
+
+
+def get_inbox_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm.VIEW) -> Inbox:
+    """The inbox with this id if `user` is a member (else NotFound) with `need` (else NotAllowed)."""
+    inbox = Inbox.objects.filter(public_id=_parse_id(public_id)).first()
+    if inbox is None or not _is_active(user):
+        raise NotFound("no such inbox")
+    _check(user, inbox, need)
+    return inbox
+
+
+def get_conversation_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm.VIEW) -> Conversation:
+    """The conversation with this id, under the same rules as get_inbox_for."""
+    conversation = (
+        Conversation.objects.select_related("inbox", "contact", "assignee")
+        .filter(public_id=_parse_id(public_id))
+        .first()
+    )
+    if conversation is None or not _is_active(user):
+        raise NotFound("no such conversation")
+    _check(user, conversation.inbox, need)
+    return conversation
+
+
+def get_message_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm.VIEW) -> Message:
+    message = Message.objects.select_related("conversation__inbox").filter(public_id=_parse_id(public_id)).first()
+    if message is None or not _is_active(user):
+        raise NotFound("no such message")
+    _check(user, message.conversation.inbox, need)
+    return message
+
+
+def get_attachment_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm.DOWNLOAD_ATTACHMENTS) -> Attachment:
+    attachment = (
+        Attachment.objects.select_related("message__conversation__inbox").filter(public_id=_parse_id(public_id)).first()
+    )
+    if attachment is None or not _is_active(user):
+        raise NotFound("no such attachment")
+    _check(user, attachment.message.conversation.inbox, need)
+    return attachment
+
+
+def get_contact_for(user: User, public_id: uuid.UUID | str) -> Contact:
+    """A contact is visible to someone who may see contact details in an inbox where the
+    contact has a conversation; to anyone else it does not exist."""
+    contact = Contact.objects.filter(public_id=_parse_id(public_id)).first()
+    if contact is None or not _is_active(user):
+        raise NotFound("no such contact")
+    if not conversations_visible_to(user, Perm.SEE_CONTACT).filter(contact=contact).exists():
+        raise NotFound("no such contact")
+    return contact

@@ -1,0 +1,475 @@
+"""Every change to inboxes and conversations, one function per use case.
+
+Each action runs in one transaction, takes `actor=` keyword-only, re-checks the actor's
+permission in the inbox (the view already loaded the object through `access`; this is the
+second lock on the door), writes, and schedules side effects after commit. Errors are domain
+errors (NotAllowed, Invalid, Conflict), never HTTP responses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from strongroom.blobstore import blob_store
+from strongroom.errors import Conflict, Invalid, NotAllowed
+from strongroom.identity.models import User
+from strongroom.identity.permissions import DEFAULT_INBOX_ROLE, INBOX_ROLES, Perm, has_global_perm
+from strongroom.inboxes import access
+from strongroom.inboxes.ingest import message_id_digest, preview_of
+from strongroom.inboxes.models import (
+    Attachment,
+    Conversation,
+    ConversationEvent,
+    Inbox,
+    MailboxState,
+    Membership,
+    Message,
+    MessageKind,
+    OutboxItem,
+    Status,
+    Tag,
+)
+from strongroom.mail.compose import OutgoingAttachment, OutgoingMessage, compose, text_to_html
+from strongroom.mail.endpoints import MailEndpoint, parse_mail_url
+from strongroom.mail.parse import Address
+from strongroom.mail.threading import make_message_id, plus_address
+
+TAG_RE = re.compile(r"^[\w][\w .:/&+-]{0,49}$")
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+
+
+def _require(actor: User, perm: Perm, inbox: Inbox) -> None:
+    if not access.can(actor, perm, inbox):
+        raise NotAllowed(f"you may not {perm.value} in this inbox")
+
+
+def _require_global(actor: User, perm: Perm) -> None:
+    if not has_global_perm(actor, perm):
+        raise NotAllowed(f"you may not {perm.value}")
+
+
+def _clean_address(value: str) -> str:
+    value = value.strip().lower()
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise Invalid(f"{value!r} is not an e-mail address") from None
+    return value
+
+
+# --- inboxes and members ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Connection settings as entered by an admin; None leaves a value unchanged."""
+
+    imap_url: str | None = None
+    imap_password: str | None = None
+    imap_move_to: str | None = None
+    smtp_url: str | None = None
+    smtp_password: str | None = None
+    ca_file: str | None = None
+
+
+def _apply_mail_settings(inbox: Inbox, settings: MailSettings) -> None:
+    if settings.imap_url is not None:
+        if settings.imap_url.strip():
+            imap = parse_mail_url(settings.imap_url, "imap")
+            inbox.imap_security, inbox.imap_host, inbox.imap_port = imap.security, imap.host, imap.port
+            inbox.imap_username, inbox.imap_folder = imap.username, imap.folder
+        else:
+            inbox.imap_security = inbox.imap_host = inbox.imap_username = ""
+            inbox.imap_port = None
+            inbox.imap_password_sealed = None
+    if settings.smtp_url is not None:
+        if settings.smtp_url.strip():
+            smtp = parse_mail_url(settings.smtp_url, "smtp")
+            inbox.smtp_security, inbox.smtp_host, inbox.smtp_port = smtp.security, smtp.host, smtp.port
+            inbox.smtp_username = smtp.username
+        else:
+            inbox.smtp_security = inbox.smtp_host = inbox.smtp_username = ""
+            inbox.smtp_port = None
+            inbox.smtp_password_sealed = None
+    if settings.imap_password:
+        inbox.imap_password_sealed = inbox.seal_password("imap", settings.imap_password)
+    if settings.smtp_password:
+        inbox.smtp_password_sealed = inbox.seal_password("smtp", settings.smtp_password)
+    if settings.imap_move_to is not None:
+        inbox.imap_move_to = settings.imap_move_to.strip()
+    if settings.ca_file is not None:
+        ca_file = settings.ca_file.strip()
+        if ca_file:
+            try:
+                with open(ca_file, "rb") as handle:
+                    if b"BEGIN CERTIFICATE" not in handle.read(1024 * 1024):
+                        raise Invalid(f"{ca_file} holds no PEM certificate")
+            except OSError as exc:
+                raise Invalid(f"cannot read the CA file {ca_file} ({exc.strerror})") from None
+        inbox.ca_file = ca_file
+
+
+def create_inbox(*, actor: User | None, name: str, address: str, mail: MailSettings, signature: str = "") -> Inbox:
+    """Create an inbox. `actor=None` is the command line run by the operator."""
+    if actor is not None:
+        _require_global(actor, Perm.CREATE_INBOXES)
+    name = name.strip()
+    if not name:
+        raise Invalid("an inbox needs a name")
+    inbox = Inbox(name=name[:100], address=_clean_address(address), signature=signature)
+    _apply_mail_settings(inbox, mail)
+    try:
+        with transaction.atomic():
+            inbox.save()
+            MailboxState.objects.create(inbox=inbox)
+            if actor is not None:
+                Membership.objects.create(inbox=inbox, user=actor, role="owner")
+    except IntegrityError:
+        raise Conflict(f"an inbox with the address {inbox.address} already exists") from None
+    return inbox
+
+
+def update_inbox(
+    inbox: Inbox,
+    *,
+    actor: User,
+    name: str,
+    address: str,
+    signature: str,
+    use_plus_reply_to: bool,
+    is_active: bool,
+    mail: MailSettings,
+) -> Inbox:
+    _require(actor, Perm.MANAGE_INBOX, inbox)
+    with transaction.atomic():
+        inbox = Inbox.objects.select_for_update().get(pk=inbox.pk)
+        old_imap = inbox.imap_endpoint()
+        inbox.name = name.strip()[:100] or inbox.name
+        inbox.address = _clean_address(address)
+        inbox.signature = signature
+        inbox.use_plus_reply_to = use_plus_reply_to
+        inbox.is_active = is_active
+        _apply_mail_settings(inbox, mail)
+        try:
+            with transaction.atomic():
+                inbox.save()
+        except IntegrityError:
+            raise Conflict(f"an inbox with the address {inbox.address} already exists") from None
+        new_imap = inbox.imap_endpoint()
+        if _mailbox_identity(old_imap) != _mailbox_identity(new_imap):
+            # Another server or folder: its UIDs mean nothing against the old ones.
+            MailboxState.objects.filter(inbox=inbox).update(uidvalidity=0, last_uid=0, last_error="")
+    return inbox
+
+
+def _mailbox_identity(endpoint: MailEndpoint | None) -> tuple[str, ...] | None:
+    if endpoint is None:
+        return None
+    return (endpoint.host, str(endpoint.port), endpoint.username, endpoint.folder)
+
+
+def add_member(*, actor: User | None, inbox: Inbox, user: User, role: str = DEFAULT_INBOX_ROLE) -> Membership:
+    """Give `user` a role in `inbox` (or change it). `actor=None` is the operator's command line."""
+    if actor is not None:
+        _require(actor, Perm.MANAGE_INBOX, inbox)
+    if role not in INBOX_ROLES:
+        raise Invalid(f"unknown role {role!r}; choose one of {', '.join(INBOX_ROLES)}")
+    if not user.is_active:
+        raise Invalid(f"{user.email} is deactivated")
+    membership, _ = Membership.objects.update_or_create(inbox=inbox, user=user, defaults={"role": role})
+    return membership
+
+
+def remove_member(*, actor: User | None, inbox: Inbox, user: User) -> None:
+    if actor is not None:
+        _require(actor, Perm.MANAGE_INBOX, inbox)
+    with transaction.atomic():
+        Membership.objects.filter(inbox=inbox, user=user).delete()
+        # Someone who left the inbox keeps nothing of it, not even assignments.
+        Conversation.objects.filter(inbox=inbox, assignee=user).update(assignee=None)
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+
+def _event(conversation: Conversation, actor: User | None, kind: str, **data: object) -> None:
+    ConversationEvent.objects.create(conversation=conversation, actor=actor, kind=kind, data=data)
+
+
+def _touch(conversation: Conversation) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=timezone.now())
+
+
+def assign_conversation(conversation: Conversation, *, actor: User, assignee: User | None) -> Conversation:
+    """Assign to a member of the inbox who may see it, or unassign (None)."""
+    _require(actor, Perm.ASSIGN, conversation.inbox)
+    if assignee is not None and not access.can(assignee, Perm.VIEW, conversation.inbox):
+        raise Invalid("only a member of this inbox can be assigned")
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.assignee_id == (assignee.pk if assignee else None):
+            return locked
+        locked.assignee = assignee
+        locked.save(update_fields=["assignee"])
+        if assignee is None:
+            _event(locked, actor, ConversationEvent.Kind.UNASSIGNED)
+        else:
+            _event(
+                locked,
+                actor,
+                ConversationEvent.Kind.ASSIGNED,
+                assignee=str(assignee.public_id),
+                name=assignee.display_name,
+            )
+    return locked
+
+
+def change_status(conversation: Conversation, *, actor: User, status: str) -> Conversation:
+    _require(actor, Perm.CHANGE_STATUS, conversation.inbox)
+    if status not in Status.values:
+        raise Invalid(f"unknown status {status!r}; use open, pending or closed")
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.status == status:
+            return locked
+        previous = locked.status
+        locked.status = status
+        locked.save(update_fields=["status"])
+        _event(locked, actor, ConversationEvent.Kind.STATUS, **{"from": previous, "to": status})
+    return locked
+
+
+def clean_tag(name: str) -> str:
+    name = " ".join(name.split()).lower()
+    if not TAG_RE.match(name):
+        raise Invalid(f"{name[:60]!r} is not a tag: use up to 50 letters, digits, spaces or - _ . : / & +")
+    return name
+
+
+def tag_conversation(
+    conversation: Conversation, *, actor: User, add: Sequence[str] = (), remove: Sequence[str] = ()
+) -> Conversation:
+    """Add and remove tags (tags belong to the inbox and are created on first use)."""
+    _require(actor, Perm.TAG, conversation.inbox)
+    to_add = [clean_tag(t) for t in add if t.strip()]
+    to_remove = [clean_tag(t) for t in remove if t.strip()]
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        current = set(locked.tags.values_list("name", flat=True))
+        for name in to_add:
+            if name in current:
+                continue
+            tag, _ = Tag.objects.get_or_create(inbox=locked.inbox, name=name)
+            locked.tags.add(tag)
+            _event(locked, actor, ConversationEvent.Kind.TAGGED, tag=name)
+        for name in to_remove:
+            if name not in current:
+                continue
+            locked.tags.remove(*Tag.objects.filter(inbox=locked.inbox, name=name))
+            _event(locked, actor, ConversationEvent.Kind.UNTAGGED, tag=name)
+    return locked
+
+
+def add_note(conversation: Conversation, *, actor: User, body: str) -> Message:
+    """An internal note: seen by the inbox's members, never sent."""
+    _require(actor, Perm.NOTE, conversation.inbox)
+    body = body.strip()
+    if not body:
+        raise Invalid("the note is empty")
+    with transaction.atomic():
+        note = Message.objects.create(
+            conversation=conversation,
+            kind=MessageKind.NOTE,
+            author=actor,
+            sender_name=actor.display_name,
+            text_body=body,
+            preview=preview_of(body),
+        )
+        _touch(conversation)
+    return note
+
+
+@dataclass(frozen=True)
+class ReplyAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+def _reply_target(conversation: Conversation) -> tuple[Message | None, list[Address]]:
+    """The message being answered and who gets the answer (its Reply-To, else its sender)."""
+    last_inbound = (
+        conversation.messages.filter(kind=MessageKind.INBOUND)
+        .exclude(sender_address="")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if last_inbound is not None:
+        reply_to = [Address(n, a) for n, a in last_inbound.reply_to_addresses]
+        return last_inbound, reply_to or [Address(last_inbound.sender_name, last_inbound.sender_address)]
+    if conversation.contact is not None:
+        return None, [Address(conversation.contact.name, conversation.contact.email)]
+    return None, []
+
+
+def default_cc(conversation: Conversation) -> list[str]:
+    """Who was copied on the last received message, minus the inbox itself."""
+    last_inbound, recipients = _reply_target(conversation)
+    if last_inbound is None:
+        return []
+    skip = {conversation.inbox.address.lower(), *(a.address for a in recipients)}
+    others = [a for _, a in [*last_inbound.to_addresses, *last_inbound.cc_addresses]]
+    return [a for a in dict.fromkeys(others) if a.lower() not in skip and "+" not in a.split("@")[0]]
+
+
+def reply_to_conversation(
+    conversation: Conversation,
+    *,
+    actor: User,
+    body: str,
+    cc: Sequence[str] = (),
+    attachments: Sequence[ReplyAttachment] = (),
+    status_after: str | None = None,
+) -> Message:
+    """Queue a reply to the customer. The worker sends it; it is never lost if SMTP is down.
+
+    Threading: In-Reply-To names the message answered; References carries its chain; our
+    Message-ID carries the conversation token, so the customer's answer finds its way back.
+    """
+    _require(actor, Perm.REPLY, conversation.inbox)
+    inbox = conversation.inbox
+    body = body.strip()
+    if not body:
+        raise Invalid("the reply is empty")
+    if inbox.smtp_endpoint() is None:
+        raise Invalid("this inbox has no outgoing mail server; an admin can add one in the inbox settings")
+    answered, recipients = _reply_target(conversation)
+    if not recipients:
+        raise Invalid("this conversation has no customer address to reply to")
+    cc_addresses = [_clean_address(a) for a in cc if a.strip()]
+    if status_after is not None and status_after not in Status.values:
+        raise Invalid(f"unknown status {status_after!r}")
+    if sum(len(a.content) for a in attachments) > MAX_ATTACHMENT_BYTES:
+        raise Invalid("attachments are larger than 25 MB in total")
+
+    subject = conversation.subject or "(no subject)"
+    if not subject.lower().startswith("re:"):
+        subject = "Re: " + subject
+    if answered is not None and answered.message_id:
+        in_reply_to = answered.message_id
+        references = [*answered.references.split(), answered.message_id][-30:]
+    else:
+        last_ours = (
+            conversation.messages.filter(kind=MessageKind.OUTBOUND)
+            .exclude(message_id="")
+            .order_by("-created_at")
+            .first()
+        )
+        in_reply_to = last_ours.message_id if last_ours else ""
+        references = [*last_ours.references.split(), last_ours.message_id][-30:] if last_ours else []
+    text = body + (f"\n\n-- \n{inbox.signature.strip()}" if inbox.signature.strip() else "")
+    now = timezone.now()
+    outgoing = OutgoingMessage(
+        sender=Address(f"{actor.display_name} ({inbox.name})", inbox.address),
+        to=tuple(recipients),
+        cc=tuple(Address("", a) for a in cc_addresses),
+        reply_to=Address(inbox.name, plus_address(inbox.address, conversation.thread_token))
+        if inbox.use_plus_reply_to
+        else None,
+        subject=subject,
+        text=text,
+        message_id=make_message_id(conversation.thread_token, inbox.domain),
+        date=now,
+        in_reply_to=in_reply_to,
+        references=tuple(references),
+        attachments=tuple(OutgoingAttachment(a.filename, a.content_type, a.content) for a in attachments),
+    )
+    try:
+        mime = compose(outgoing)
+    except ValueError as exc:
+        raise Invalid(f"the reply cannot be built: {exc}") from None
+    store = blob_store()
+    mime_blob = store.put(mime)
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            kind=MessageKind.OUTBOUND,
+            author=actor,
+            sender_name=outgoing.sender.name,
+            sender_address=inbox.address,
+            to_addresses=[[a.name, a.address] for a in outgoing.to],
+            cc_addresses=[[a.name, a.address] for a in outgoing.cc],
+            subject=subject,
+            sent_at=now,
+            created_at=now,
+            message_id=outgoing.message_id,
+            message_id_digest=message_id_digest(outgoing.message_id),
+            in_reply_to=in_reply_to,
+            references=" ".join(references),
+            text_body=text,
+            html_body=text_to_html(text),
+            preview=preview_of(body),
+            raw_blob=mime_blob,
+            raw_size=len(mime),
+        )
+        Attachment.objects.bulk_create(
+            [
+                Attachment(
+                    message=message,
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    size=len(a.content),
+                    blob=store.put(a.content),
+                )
+                for a in attachments
+            ]
+        )
+        item = OutboxItem.objects.create(
+            message=message,
+            inbox=inbox,
+            envelope_from=inbox.address,
+            recipients=outgoing.recipients,
+            mime_blob=mime_blob,
+            next_attempt_at=now,
+            give_up_at=now + timedelta(hours=settings.OUTBOX_GIVE_UP_HOURS),
+        )
+        updates: dict[str, object] = {"last_activity_at": now, "preview": message.preview}
+        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+        if status_after and status_after != conversation.status:
+            change_status(conversation, actor=actor, status=status_after)
+        transaction.on_commit(lambda: _enqueue_delivery(item.pk))
+    return message
+
+
+def _enqueue_delivery(item_id: int) -> None:
+    from strongroom.inboxes.tasks import deliver_outbox_item
+
+    deliver_outbox_item.enqueue(item_id)
+
+
+def retry_delivery(item: OutboxItem, *, actor: User) -> OutboxItem:
+    """Send a failed or waiting reply again now."""
+    _require(actor, Perm.REPLY, item.inbox)
+    with transaction.atomic():
+        updated = OutboxItem.objects.filter(
+            pk=item.pk, state__in=[OutboxItem.State.FAILED, OutboxItem.State.QUEUED]
+        ).update(
+            state=OutboxItem.State.QUEUED,
+            next_attempt_at=timezone.now(),
+            last_error="",
+            give_up_at=timezone.now() + timedelta(hours=settings.OUTBOX_GIVE_UP_HOURS),
+        )
+        if not updated:
+            raise Conflict("this reply is being sent or was sent already")
+        transaction.on_commit(lambda: _enqueue_delivery(item.pk))
+    item.refresh_from_db()
+    return item

@@ -1,0 +1,293 @@
+"""From raw bytes to a message in a conversation: receive, parse, thread, store.
+
+Two steps, each idempotent:
+
+1. `receive_raw` keeps the raw bytes (blob store, fsynced) and records an InboundMail row,
+   unique per inbox by a keyed digest of the bytes. Receiving the same bytes again returns
+   the existing row: re-fetching never duplicates.
+2. `process_inbound` parses under limits and files the message into a conversation. A message
+   that cannot be parsed still becomes a visible conversation showing the error and the raw
+   source. The row is locked and its state checked, so two workers cannot file it twice.
+
+`ingest_raw` does both in one transaction; the IMAP fetcher uses it so that a message, its
+conversation and the mailbox's last UID commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from strongroom.blobstore import blob_store
+from strongroom.crypto import keyed_digest
+from strongroom.defense.html import sanitize_html
+from strongroom.inboxes.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    ConversationEvent,
+    InboundMail,
+    Inbox,
+    Message,
+    MessageKind,
+    Status,
+)
+from strongroom.mail.parse import MailLimits, ParsedMessage, ParseFailure, parse_message
+from strongroom.mail.threading import new_thread_token, token_in_plus_address, tokens_in_message_ids
+
+log = logging.getLogger(__name__)
+PREVIEW_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Receipt:
+    inbound: InboundMail
+    is_new: bool
+
+
+def raw_digest(raw: bytes) -> bytes:
+    return keyed_digest(raw, purpose="inbound-raw")
+
+
+def message_id_digest(message_id: str) -> bytes:
+    return keyed_digest(message_id.strip().lower().encode("utf-8", "surrogateescape"), purpose="message-id")
+
+
+def preview_of(text: str) -> str:
+    return " ".join(text.split())[:PREVIEW_LENGTH]
+
+
+def receive_raw(
+    inbox: Inbox,
+    raw: bytes,
+    *,
+    source: str,
+    imap_uidvalidity: int | None = None,
+    imap_uid: int | None = None,
+    envelope: dict[str, object] | None = None,
+    digest: bytes | None = None,
+) -> Receipt:
+    """Keep `raw` durably and record its arrival. Returns the existing receipt for known bytes.
+
+    The blob is written and fsynced before the row commits, so a committed row always has its
+    bytes. Runs inside the caller's transaction if there is one.
+    """
+    digest = digest or raw_digest(raw)
+    existing = InboundMail.objects.filter(inbox=inbox, digest=digest).first()
+    if existing is not None:
+        return Receipt(existing, is_new=False)
+    blob = blob_store().put(raw) if raw else ""
+    try:
+        with transaction.atomic():
+            inbound = InboundMail.objects.create(
+                inbox=inbox,
+                digest=digest,
+                source=source,
+                raw_blob=blob,
+                raw_size=len(raw),
+                imap_uidvalidity=imap_uidvalidity,
+                imap_uid=imap_uid,
+                envelope=envelope or {},
+            )
+    except IntegrityError:
+        # Another worker received the same bytes a moment ago; theirs wins.
+        if blob:
+            blob_store().delete(blob)
+        return Receipt(InboundMail.objects.get(inbox=inbox, digest=digest), is_new=False)
+    return Receipt(inbound, is_new=True)
+
+
+def process_inbound(inbound_id: int) -> Message | None:
+    """File a received message into its conversation, once. Returns the message."""
+    with transaction.atomic():
+        inbound = InboundMail.objects.select_for_update().select_related("inbox").filter(pk=inbound_id).first()
+        if inbound is None:
+            return None
+        if inbound.state == InboundMail.State.PROCESSED:
+            return inbound.message
+        raw = blob_store().get(inbound.raw_blob) if inbound.raw_blob else b""
+        message = file_message(inbound.inbox, raw, inbound=inbound)
+        return message
+
+
+def ingest_raw(inbox: Inbox, raw: bytes, *, source: str, **receipt: object) -> Message | None:
+    """Receive and file `raw` in one transaction. Idempotent."""
+    with transaction.atomic():
+        result = receive_raw(inbox, raw, source=source, **receipt)  # type: ignore[arg-type]
+        if not result.is_new and result.inbound.state == InboundMail.State.PROCESSED:
+            return result.inbound.message
+        return file_message(inbox, raw, inbound=result.inbound)
+
+
+def file_message(inbox: Inbox, raw: bytes, *, inbound: InboundMail, oversize_note: str = "") -> Message:
+    """Parse `raw` and store it as a message in a new or existing conversation.
+
+    Must run inside a transaction that holds the InboundMail row.
+    """
+    now = timezone.now()
+    try:
+        if oversize_note:
+            raise ParseFailure(oversize_note)
+        parsed: ParsedMessage | None = parse_message(raw, MailLimits.from_settings())
+        failure = ""
+    except ParseFailure as exc:
+        parsed, failure = None, str(exc)
+
+    if parsed is None:
+        conversation = _new_conversation(inbox, None, "(unreadable message)", now)
+        message = Message.objects.create(
+            conversation=conversation,
+            kind=MessageKind.INBOUND,
+            created_at=now,
+            raw_blob=inbound.raw_blob,
+            raw_size=inbound.raw_size,
+            body_error=failure,
+            preview="This message could not be read: " + failure,
+        )
+    else:
+        contact = _contact_for(parsed)
+        conversation = find_conversation(inbox, parsed)
+        if conversation is None:
+            conversation = _new_conversation(inbox, contact, parsed.subject, now)
+        message = _store_parsed(conversation, parsed, inbound, now)
+        if conversation.message_count > 0 and conversation.status != Status.OPEN:
+            # The customer wrote again: the conversation needs attention again.
+            previous = conversation.status
+            Conversation.objects.filter(pk=conversation.pk).update(status=Status.OPEN)
+            ConversationEvent.objects.create(
+                conversation=conversation,
+                kind=ConversationEvent.Kind.REOPENED,
+                data={"from": previous},
+                created_at=now,
+            )
+
+    Conversation.objects.filter(pk=conversation.pk).update(
+        message_count=F("message_count") + 1, last_activity_at=now, preview=message.preview
+    )
+    inbound.state = InboundMail.State.PROCESSED
+    inbound.message = message
+    inbound.processed_at = now
+    inbound.attempts += 1
+    inbound.save(update_fields=["state", "message", "processed_at", "attempts"])
+    log.info(
+        "message filed inbox=%s conversation=%s message=%s parsed=%s",
+        inbox.public_id,
+        conversation.public_id,
+        message.public_id,
+        parsed is not None,
+    )
+    return message
+
+
+def find_conversation(inbox: Inbox, parsed: ParsedMessage) -> Conversation | None:
+    """The conversation of this inbox that `parsed` replies to, or None for a new one.
+
+    By a conversation token in In-Reply-To/References, by a token in a plus-address, or by
+    the Message-ID of a message already in one of this inbox's conversations. Never by the
+    subject. A token belonging to another inbox is ignored, so a reply cannot reach across
+    inboxes.
+    """
+    referenced = [*parsed.in_reply_to, *reversed(parsed.references)]
+    tokens = tokens_in_message_ids(referenced)
+    for address in (*(a.address for a in (*parsed.to, *parsed.cc)), *parsed.delivered_to):
+        token = token_in_plus_address(address, inbox.address)
+        if token and token not in tokens:
+            tokens.append(token)
+    if tokens:
+        found = {c.thread_token: c for c in Conversation.objects.filter(inbox=inbox, thread_token__in=tokens)}
+        for token in tokens:
+            if token in found:
+                return found[token]
+    if referenced:
+        digests = [message_id_digest(m) for m in referenced[:50]]
+        known = (
+            Message.objects.filter(message_id_digest__in=digests, conversation__inbox=inbox)
+            .select_related("conversation")
+            .order_by("-created_at")
+            .first()
+        )
+        if known is not None:
+            return known.conversation
+    return None
+
+
+def _new_conversation(inbox: Inbox, contact: Contact | None, subject: str, now: datetime) -> Conversation:
+    conversation = Conversation.objects.create(
+        inbox=inbox,
+        contact=contact,
+        subject=subject,
+        thread_token=new_thread_token(),
+        created_at=now,
+        last_activity_at=now,
+    )
+    ConversationEvent.objects.create(conversation=conversation, kind=ConversationEvent.Kind.CREATED, created_at=now)
+    return conversation
+
+
+def _contact_for(parsed: ParsedMessage) -> Contact | None:
+    sender = parsed.sender
+    if sender is None:
+        return None
+    contact = Contact.objects.filter(email=sender.address).first()
+    if contact is not None:
+        if sender.name and not contact.name:
+            Contact.objects.filter(pk=contact.pk).update(name=sender.name)
+            contact.name = sender.name
+        return contact
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(email=sender.address, name=sender.name)
+    except IntegrityError:
+        return Contact.objects.get(email=sender.address)
+
+
+def _store_parsed(conversation: Conversation, parsed: ParsedMessage, inbound: InboundMail, now: datetime) -> Message:
+    safe = sanitize_html(parsed.html_body) if parsed.html_body else None
+    body_preview = parsed.text_body or (
+        f"(only headers could be read: {parsed.body_error})" if parsed.body_error else ""
+    )
+    message = Message.objects.create(
+        conversation=conversation,
+        kind=MessageKind.INBOUND,
+        sender_name=parsed.sender.name if parsed.sender else "",
+        sender_address=parsed.sender.address if parsed.sender else "",
+        to_addresses=[[a.name, a.address] for a in parsed.to],
+        cc_addresses=[[a.name, a.address] for a in parsed.cc],
+        reply_to_addresses=[[a.name, a.address] for a in parsed.reply_to],
+        subject=parsed.subject,
+        sent_at=parsed.date,
+        created_at=now,
+        message_id=parsed.message_id,
+        message_id_digest=message_id_digest(parsed.message_id) if parsed.message_id else None,
+        in_reply_to=" ".join(parsed.in_reply_to),
+        references=" ".join(parsed.references),
+        text_body=parsed.text_body,
+        html_body=safe.html if safe else "",
+        has_remote_images=bool(safe and safe.has_remote_images),
+        preview=preview_of(body_preview),
+        raw_blob=inbound.raw_blob,
+        raw_size=inbound.raw_size,
+        problems=list(parsed.problems),
+        body_error=parsed.body_error,
+    )
+    store = blob_store()
+    Attachment.objects.bulk_create(
+        [
+            Attachment(
+                message=message,
+                filename=a.filename,
+                content_type=a.content_type[:127],
+                size=len(a.content),
+                blob=store.put(a.content),
+                content_id=a.content_id,
+                is_inline=a.is_inline,
+            )
+            for a in parsed.attachments
+        ]
+    )
+    return message

@@ -1,0 +1,43 @@
+"""What the SMTP intake needs from inboxes: which recipients exist, and where mail goes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+
+from django.db import close_old_connections, transaction
+
+from strongroom.inboxes.ingest import receive_raw
+from strongroom.inboxes.models import InboundMail, Inbox
+from strongroom.mail.intake import IntakeEnvelope
+
+PLUS_RE = re.compile(r"^([^+@]+)\+[^@]*@(.+)$")
+
+
+def _base_address(address: str) -> str:
+    address = address.strip().strip("<>").lower()
+    match = PLUS_RE.match(address)
+    return f"{match.group(1)}@{match.group(2)}" if match else address
+
+
+def inbox_for_recipient(address: str) -> Inbox | None:
+    """The active inbox that `address` (or its base, without +tag) belongs to."""
+    close_old_connections()
+    return Inbox.objects.filter(address__iexact=_base_address(address), is_active=True).first()
+
+
+def is_known_recipient(address: str) -> bool:
+    return inbox_for_recipient(address) is not None
+
+
+def accept_message(envelope: IntakeEnvelope, raw: bytes) -> None:
+    """Store the raw message for each inbox among the recipients; file it in the worker."""
+    from strongroom.inboxes.tasks import process_inbound_mail
+
+    inboxes = {inbox.pk: inbox for r in envelope.recipients if (inbox := inbox_for_recipient(r))}
+    for inbox in inboxes.values():
+        with transaction.atomic():
+            receipt = receive_raw(inbox, raw, source=InboundMail.Source.SMTP, envelope=asdict(envelope))
+            if receipt.is_new:
+                inbound_id = receipt.inbound.pk
+                transaction.on_commit(lambda inbound_id=inbound_id: process_inbound_mail.enqueue(inbound_id))

@@ -1,0 +1,251 @@
+"""The one settings module. Every value comes from a STRONGROOM_* environment variable.
+
+Defaults are the embedded installation: SQLite and a local key file in the data directory,
+listening on loopback. They are safe as they stand; anything unsafe for a production
+installation is a system-check error (see strongroom/checks.py), not a warning.
+docs/configuration.md lists every variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from strongroom.environment import (
+    ConfigError,
+    ensure_private_dir,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_secret,
+    env_str,
+    read_or_create_secret_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent
+
+DATA_DIR = ensure_private_dir(env_path("STRONGROOM_DATA_DIR", Path.home() / ".local" / "share" / "strongroom"))
+DEBUG = env_bool("STRONGROOM_DEBUG", False)
+
+SECRET_KEY = env_secret("STRONGROOM_SECRET_KEY") or read_or_create_secret_file(DATA_DIR / "secret_key", generate=48)
+if len(SECRET_KEY) < 32:
+    raise ConfigError("STRONGROOM_SECRET_KEY is shorter than 32 characters; use a long random value.")
+
+# --- where Strongroom is reached ----------------------------------------------------------
+PUBLIC_URL = env_str("STRONGROOM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+_public = urlsplit(PUBLIC_URL)
+if _public.scheme not in {"http", "https"} or not _public.hostname:
+    raise ConfigError(
+        f"STRONGROOM_PUBLIC_URL={PUBLIC_URL!r} must be an http:// or https:// URL, for example https://help.example.com"
+    )
+IS_HTTPS = _public.scheme == "https"
+ALLOWED_HOSTS = env_list("STRONGROOM_ALLOWED_HOSTS", [_public.hostname, "localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
+# Trust X-Forwarded-Proto only when an operator says a TLS proxy sits in front.
+if env_bool("STRONGROOM_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- storage -------------------------------------------------------------------------------
+_default_db = f"sqlite:///{DATA_DIR / 'strongroom.sqlite3'}"
+_db_url = env_str("STRONGROOM_DATABASE_URL", _default_db)
+try:
+    _db = dj_database_url.parse(_db_url, conn_max_age=300, conn_health_checks=True)
+except (ValueError, KeyError) as exc:
+    raise ConfigError(
+        f"STRONGROOM_DATABASE_URL cannot be read ({exc}). Use sqlite:///path/to/file.sqlite3 "
+        "or postgres://user:password@host:5432/dbname"
+    ) from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0 if DEBUG else 300
+    _db["OPTIONS"] = {
+        # WAL lets readers and the one writer work at once; IMMEDIATE takes the write lock
+        # at BEGIN, so two writers wait for each other instead of failing with "locked".
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+            "PRAGMA busy_timeout=20000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-20000;"
+        ),
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    _db["TEST"] = {"NAME": env_str("STRONGROOM_TEST_SQLITE_FILE") or None}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {})
+else:
+    raise ConfigError(
+        f"STRONGROOM_DATABASE_URL uses {_db['ENGINE']}, which Strongroom does not support: "
+        "use sqlite:/// or postgres://"
+    )
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+BLOB_DIR = env_path("STRONGROOM_BLOB_DIR", DATA_DIR / "blobs")
+KEK_FILE = env_path("STRONGROOM_KEK_FILE", DATA_DIR / "kek.key")
+
+# --- mail ----------------------------------------------------------------------------------
+MAIL_LIMITS = {
+    "max_message_bytes": env_int("STRONGROOM_MAX_MESSAGE_BYTES", 50 * 1024 * 1024, minimum=1024),
+    "max_parts": env_int("STRONGROOM_MAX_MIME_PARTS", 500, minimum=1),
+    "max_depth": env_int("STRONGROOM_MAX_MIME_DEPTH", 20, minimum=1),
+    "max_headers": env_int("STRONGROOM_MAX_HEADERS", 1000, minimum=10),
+    "max_header_bytes": env_int("STRONGROOM_MAX_HEADER_BYTES", 256 * 1024, minimum=1024),
+}
+IMAP_POLL_SECONDS = env_int("STRONGROOM_IMAP_POLL_SECONDS", 60, minimum=5)
+IMAP_IDLE_SECONDS = env_int("STRONGROOM_IMAP_IDLE_SECONDS", 20 * 60, minimum=30)
+MAIL_TIMEOUT_SECONDS = env_int("STRONGROOM_MAIL_TIMEOUT_SECONDS", 30, minimum=1)
+OUTBOX_GIVE_UP_HOURS = env_int("STRONGROOM_OUTBOX_GIVE_UP_HOURS", 72, minimum=1)
+OUTBOX_RETRY_SECONDS = env_int("STRONGROOM_OUTBOX_RETRY_SECONDS", 60, minimum=1)
+SMTP_INTAKE = env_str("STRONGROOM_SMTP_INTAKE")  # host:port, empty = off
+SMTP_INTAKE_TLS_CERT = env_str("STRONGROOM_SMTP_INTAKE_TLS_CERT")
+SMTP_INTAKE_TLS_KEY = env_str("STRONGROOM_SMTP_INTAKE_TLS_KEY")
+SMTP_INTAKE_HOSTNAME = env_str("STRONGROOM_SMTP_INTAKE_HOSTNAME", _public.hostname or "localhost")
+
+# --- application ---------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "allauth",
+    "allauth.account",
+    "strongroom.identity",
+    "strongroom.inboxes",
+    "strongroom.web",
+    "strongroom.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "strongroom.web.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "strongroom.identity.middleware.PasswordChangeRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "strongroom.urls"
+WSGI_APPLICATION = "strongroom.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "strongroom.web.context.shell",
+            ],
+        },
+    }
+]
+
+AUTH_USER_MODEL = "identity.User"
+# auth.W004 asks for a unique USERNAME_FIELD; User has a case-insensitive unique constraint on
+# the address instead, which the check does not recognise.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 15},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "web:home"
+
+# django-allauth: sign-in by e-mail address, no self sign-up (admins create people).
+ACCOUNT_ADAPTER = "strongroom.identity.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+
+# --- sessions, cookies, transport security -------------------------------------------------
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = env_int("STRONGROOM_SESSION_HOURS", 12, minimum=1) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = IS_HTTPS
+SESSION_COOKIE_NAME = "__Host-strongroom" if IS_HTTPS else "strongroom_session"
+CSRF_COOKIE_SECURE = IS_HTTPS
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_NAME = "__Host-csrftoken" if IS_HTTPS else "csrftoken"
+SECURE_SSL_REDIRECT = IS_HTTPS and env_bool("STRONGROOM_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = 31536000 if IS_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = IS_HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 30 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- static files (served by WhiteNoise from the installed package, no CDN) ----------------
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- background work -----------------------------------------------------------------------
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "mail"],
+    }
+}
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env_str("STRONGROOM_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+# --- logs: one line per event on stderr; never a message body, key, token or password ---------
+LOG_LEVEL = env_str("STRONGROOM_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+    raise ConfigError("STRONGROOM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "strongroom": {"level": LOG_LEVEL},
+        "django_tasks_db": {"level": "WARNING"},
+        "django_tasks": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
+}

@@ -1,0 +1,229 @@
+"""The background worker: mailbox watchers, the outbox, and queued tasks.
+
+- One watcher thread per inbox with an IMAP server holds a connection open, fetches new mail,
+  then waits with IDLE (or polls when the server has no IDLE). Connection trouble is recorded
+  on the inbox and retried with growing delays.
+- A sweeper sends replies that are due (first tries and retries), and files received messages
+  whose task was lost.
+- The task runner of django-tasks (database backend) runs queued tasks.
+
+Several workers may run at once (on PostgreSQL, on several machines): mailbox leases, outbox
+claims and locked receipts keep them from doing the same work twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from django_tasks_db.management.commands.db_worker import Worker as TaskRunner
+
+from strongroom.crypto import random_token
+from strongroom.inboxes import ingest, outbox
+from strongroom.inboxes.fetch import fetch_inbox, open_mailbox
+from strongroom.inboxes.models import InboundMail, Inbox, MailboxState
+from strongroom.mail.errors import describe
+from strongroom.mail.imap import ImapMailbox
+
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 5
+WATCHER_CHECK_SECONDS = 15
+STUCK_INBOUND = timedelta(seconds=30)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:30]}-{random_token(5)}"
+
+
+@dataclass
+class Summary:
+    fetched: int = 0
+    sent: int = 0
+    filed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def imap_inboxes() -> list[Inbox]:
+    return list(Inbox.objects.filter(is_active=True).exclude(imap_host=""))
+
+
+def file_waiting_inbound(*, older_than: timedelta = timedelta(0)) -> int:
+    cutoff = timezone.now() - older_than
+    ids = InboundMail.objects.filter(state=InboundMail.State.RECEIVED, received_at__lte=cutoff).values_list(
+        "pk", flat=True
+    )
+    filed = 0
+    for inbound_id in list(ids[:1000]):
+        try:
+            if ingest.process_inbound(inbound_id) is not None:
+                filed += 1
+        except Exception:  # noqa: BLE001 - one bad receipt must not block the others
+            log.exception("filing inbound mail %s failed", inbound_id)
+            InboundMail.objects.filter(pk=inbound_id).update(last_error="filing failed; see the worker log")
+    return filed
+
+
+def send_due(*, ignore_schedule: bool = False) -> tuple[int, list[str]]:
+    sent, errors = 0, []
+    for item_id in outbox.due_item_ids(ignore_schedule=ignore_schedule):
+        outcome = outbox.deliver(item_id, ignore_schedule=ignore_schedule)
+        if outcome is None:
+            continue
+        if outcome.state == "sent":
+            sent += 1
+        else:
+            errors.append(f"reply {item_id}: {outcome.error}")
+    return sent, errors
+
+
+def run_until_idle(worker_id: str | None = None) -> Summary:
+    """Fetch every inbox once, file everything received, send the whole outbox, run queued
+    tasks, then return. For cron jobs and scripts."""
+    worker_id = worker_id or new_worker_id()
+    summary = Summary()
+    for inbox in imap_inboxes():
+        report = fetch_inbox(inbox, owner=worker_id)
+        summary.fetched += report.fetched
+        if report.error:
+            summary.errors.append(f"{inbox.address}: {report.error}")
+    summary.filed = file_waiting_inbound()
+    sent, errors = send_due(ignore_schedule=True)
+    summary.sent += sent
+    summary.errors.extend(errors)
+    _task_runner(worker_id, batch=True).run()
+    return summary
+
+
+def _task_runner(worker_id: str, *, batch: bool) -> TaskRunner:
+    return TaskRunner(
+        queue_names=["*"],
+        interval=1,
+        batch=batch,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id=worker_id[:64],
+        excluded_queue_names=[],
+    )
+
+
+class MailboxWatcher(threading.Thread):
+    """Keeps one inbox's folder fetched: IDLE when offered, polling otherwise."""
+
+    def __init__(self, inbox_id: int, owner: str, stop: threading.Event) -> None:
+        super().__init__(name=f"mailbox-{inbox_id}", daemon=True)
+        self.inbox_id = inbox_id
+        self.owner = owner
+        self.stop = stop
+
+    def run(self) -> None:
+        delay = 5.0
+        try:
+            while not self.stop.is_set():
+                close_old_connections()
+                inbox = Inbox.objects.filter(pk=self.inbox_id, is_active=True).first()
+                if inbox is None or inbox.imap_endpoint() is None:
+                    return
+                try:
+                    with open_mailbox(inbox) as mailbox:
+                        delay = 5.0
+                        self._serve(inbox, mailbox)
+                except Exception as exc:  # noqa: BLE001 - record, wait, reconnect
+                    endpoint = inbox.imap_endpoint()
+                    where = f"the IMAP server {endpoint.host}:{endpoint.port}" if endpoint else "the IMAP server"
+                    message = describe(exc, where)
+                    log.warning("mailbox %s: %s (retrying in %.0f s)", inbox.address, message, delay)
+                    now = timezone.now()
+                    MailboxState.objects.filter(inbox_id=self.inbox_id).update(
+                        last_error=message, last_error_at=now, last_checked_at=now
+                    )
+                    self.stop.wait(delay)
+                    delay = min(delay * 2, 300.0)
+        finally:
+            connection.close()
+
+    def _serve(self, inbox: Inbox, mailbox: ImapMailbox) -> None:
+        version = inbox.updated_at
+        while not self.stop.is_set():
+            report = fetch_inbox(inbox, owner=self.owner, mailbox=mailbox)
+            if report.skipped:
+                log.debug("mailbox %s is being fetched by another worker", inbox.address)
+            wait = settings.IMAP_IDLE_SECONDS if mailbox.has_idle else settings.IMAP_POLL_SECONDS
+            deadline = time.monotonic() + wait
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                step = min(30.0, deadline - time.monotonic())
+                if mailbox.has_idle:
+                    if mailbox.wait_for_news(step):
+                        break
+                else:
+                    self.stop.wait(min(step, 5.0))
+                close_old_connections()
+                current = Inbox.objects.filter(pk=self.inbox_id).values_list("updated_at", "is_active").first()
+                if current is None or current != (version, True):
+                    return  # settings changed or inbox gone: reconnect with the new settings
+            if not mailbox.has_idle and not self.stop.is_set():
+                mailbox.noop()
+
+
+class Sweeper(threading.Thread):
+    """Sends due replies, files lost receipts, and starts watchers for new inboxes."""
+
+    def __init__(self, owner: str, stop: threading.Event) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self.owner = owner
+        self.stop = stop
+        self.watchers: dict[int, MailboxWatcher] = {}
+
+    def run(self) -> None:
+        last_watcher_check = 0.0
+        try:
+            while not self.stop.is_set():
+                close_old_connections()
+                try:
+                    if time.monotonic() - last_watcher_check > WATCHER_CHECK_SECONDS:
+                        self.reconcile_watchers()
+                        last_watcher_check = time.monotonic()
+                    send_due()
+                    file_waiting_inbound(older_than=STUCK_INBOUND)
+                except Exception:  # noqa: BLE001 - the sweeper must keep going
+                    log.exception("sweep failed")
+                self.stop.wait(SWEEP_SECONDS)
+        finally:
+            connection.close()
+
+    def reconcile_watchers(self) -> None:
+        for inbox in imap_inboxes():
+            watcher = self.watchers.get(inbox.pk)
+            if watcher is None or not watcher.is_alive():
+                watcher = MailboxWatcher(inbox.pk, self.owner, self.stop)
+                watcher.start()
+                self.watchers[inbox.pk] = watcher
+
+
+def run_forever(worker_id: str | None = None) -> None:
+    """Run until SIGTERM or SIGINT; the current task finishes before exit."""
+    worker_id = worker_id or new_worker_id()
+    stop = threading.Event()
+    runner = _task_runner(worker_id, batch=False)
+
+    def shut_down(signum: int, frame: object) -> None:
+        log.info("worker %s stopping (%s)", worker_id, signal.Signals(signum).name)
+        stop.set()
+        runner.running = False
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    sweeper = Sweeper(worker_id, stop)
+    sweeper.start()
+    log.info("worker %s started", worker_id)
+    runner.run()
+    stop.set()
+    sweeper.join(timeout=10)

@@ -1,0 +1,212 @@
+"""People, inboxes and real services for the tests.
+
+Personas (STYLE.md): `admin`, `agent` (agent in inbox A), `viewer` (viewer in A), `outsider`
+(agent in inbox B only), and the anonymous client. Services: a Dovecot IMAP server and an SMTP
+peer started once per test session. Where a component is missing the test is skipped, except
+with STRONGROOM_TEST_STRICT=1 (CI), where a missing component fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from strongroom.demo.certs import CertPaths, make_certificates
+from strongroom.identity.models import User
+from strongroom.inboxes import actions
+from strongroom.inboxes.ingest import ingest_raw
+from strongroom.inboxes.models import Conversation, Inbox
+from tests.services.dovecot import Dovecot, ImapAccount, dovecot_available
+from tests.services.smtp import SmtpService
+
+STRICT = os.environ.get("STRONGROOM_TEST_STRICT") == "1"
+PASSWORD = "correct horse battery staple"
+
+
+def missing(component: str) -> None:
+    message = f"{component} is not available on this machine (see scripts/install-test-deps)"
+    if STRICT:
+        pytest.fail(message + "; STRONGROOM_TEST_STRICT=1 requires it")
+    pytest.skip(message)
+
+
+# --- people and inboxes ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(email: str, *, admin: bool = False, name: str = "") -> User:
+        return User.objects.create_user(email, PASSWORD, name=name or email.split("@")[0].title(), is_admin=admin)
+
+    return make
+
+
+@pytest.fixture
+def make_inbox(db: None) -> Callable[..., Inbox]:
+    def make(address: str, name: str = "", **mail: str) -> Inbox:
+        return actions.create_inbox(
+            actor=None, name=name or address.split("@")[0].title(), address=address, mail=actions.MailSettings(**mail)
+        )
+
+    return make
+
+
+@pytest.fixture
+def inbox_a(make_inbox: Callable[..., Inbox]) -> Inbox:
+    return make_inbox("support@a.example", "Support A")
+
+
+@pytest.fixture
+def inbox_b(make_inbox: Callable[..., Inbox]) -> Inbox:
+    return make_inbox("support@b.example", "Support B")
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., User]) -> User:
+    return make_user("admin@staff.example", admin=True, name="Ada Admin")
+
+
+@pytest.fixture
+def agent(make_user: Callable[..., User], inbox_a: Inbox) -> User:
+    user = make_user("agent@staff.example", name="Alex Agent")
+    actions.add_member(actor=None, inbox=inbox_a, user=user, role="agent")
+    return user
+
+
+@pytest.fixture
+def viewer(make_user: Callable[..., User], inbox_a: Inbox) -> User:
+    user = make_user("viewer@staff.example", name="Vera Viewer")
+    actions.add_member(actor=None, inbox=inbox_a, user=user, role="viewer")
+    return user
+
+
+@pytest.fixture
+def outsider(make_user: Callable[..., User], inbox_b: Inbox) -> User:
+    user = make_user("outsider@staff.example", name="Otto Outsider")
+    actions.add_member(actor=None, inbox=inbox_b, user=user, role="agent")
+    return user
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+# --- mail ------------------------------------------------------------------------------------
+
+
+def make_mail(
+    *,
+    subject: str = "Order 1234 has not arrived",
+    body: str = "Hello, my order has not arrived yet.",
+    sender: str = "Carla Customer <carla@customer.example>",
+    to: str = "support@a.example",
+    message_id: str | None = None,
+    in_reply_to: str = "",
+    references: str = "",
+    html: str = "",
+    attachments: tuple[tuple[str, str, bytes], ...] = (),
+    cc: str = "",
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    if cc:
+        message["Cc"] = cc
+    message["Subject"] = subject
+    message["Date"] = format_datetime(timezone.now())
+    message["Message-ID"] = message_id or make_msgid(domain="customer.example")
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = references
+    message.set_content(body)
+    if html:
+        message.add_alternative(html, subtype="html")
+    for filename, content_type, content in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+    return message.as_bytes()
+
+
+@pytest.fixture
+def conversation_a(inbox_a: Inbox) -> Conversation:
+    message = ingest_raw(inbox_a, make_mail(), source="import")
+    assert message is not None
+    return message.conversation
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="strongroom-services-"))
+    path.chmod(0o755)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def test_certs(service_dir: Path) -> CertPaths:
+    return make_certificates(service_dir / "tls", label="Strongroom test")
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(service_dir: Path, test_certs: CertPaths) -> Iterator[Dovecot]:
+    if not dovecot_available():
+        missing("Dovecot (Debian package dovecot-imapd)")
+    server = Dovecot(service_dir / "dovecot", test_certs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def imap_account(dovecot_server: Dovecot) -> ImapAccount:
+    return dovecot_server.add_account()
+
+
+@pytest.fixture(scope="session")
+def smtp_server(service_dir: Path, test_certs: CertPaths) -> Iterator[SmtpService]:
+    server = SmtpService(service_dir / "smtp", test_certs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Callable[[str], str]:
+    def write(secret: str) -> str:
+        path = tmp_path / f"secret-{abs(hash(secret))}"
+        path.write_text(secret)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def mail_inbox(
+    make_inbox: Callable[..., Inbox],
+    dovecot_server: Dovecot,
+    imap_account: ImapAccount,
+    smtp_server: SmtpService,
+    test_certs: CertPaths,
+) -> Inbox:
+    """An inbox wired to a fresh IMAP account (implicit TLS) and the SMTP peer (STARTTLS)."""
+    return make_inbox(
+        imap_account.username,
+        "Support",
+        imap_url=f"imaps://{imap_account.username}@localhost:{dovecot_server.imaps_port}/INBOX",
+        imap_password=imap_account.password,
+        smtp_url=smtp_server.url.replace("127.0.0.1", "localhost"),
+        smtp_password=smtp_server.password,
+        ca_file=str(test_certs.ca),
+    )
