@@ -114,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from strongroom.demo import setup_demo
+    from strongroom.demo.sample import setup_demo
     from strongroom.serve import Service
 
     _prepare()
@@ -143,6 +143,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.until_idle:
         summary = worker.run_until_idle()
         print(f"fetched {summary.fetched}, filed {summary.filed}, sent {summary.sent}, errors {len(summary.errors)}")
+        for address in summary.skipped:
+            print(f"skipped {address}: another worker is fetching it (a stopped worker's hold lapses in 90 s)")
         for error in summary.errors:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILURE if summary.errors else 0
@@ -389,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.umask(0o077)  # the database, blobs and keys this process creates are the owner's alone
+    if args.command == "demo" and not os.environ.get("STRONGROOM_DATA_DIR"):
+        # The demo's sample data never mixes with a real installation's.
+        os.environ["STRONGROOM_DATA_DIR"] = str(Path.home() / ".local" / "share" / "strongroom-demo")
     from strongroom.environment import ConfigError
     from strongroom.errors import DomainError
 

@@ -42,6 +42,7 @@ def run_web(*, host: str, port: int, workers: int, tls_cert: str | None, tls_key
         "errorlog": "-",
         "proc_name": "strongroom-web",
         "limit_request_line": 8190,
+        "control_socket_disable": True,  # no runtime control socket in the home directory
     }
     if tls_cert:
         options.update(certfile=tls_cert, keyfile=tls_key)

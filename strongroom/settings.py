@@ -131,6 +131,7 @@ MIDDLEWARE = [
     "strongroom.identity.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "strongroom.web.errors.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "strongroom.urls"
@@ -139,7 +140,8 @@ WSGI_APPLICATION = "strongroom.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Our templates first, so that they replace django-allauth's pages of the same name.
+        "DIRS": [BASE_DIR / "web" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -209,7 +211,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- static files (served by WhiteNoise from the installed package, no CDN) ----------------
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = None  # nothing is collected: WhiteNoise serves from the installed package
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {

@@ -1,5 +1,29 @@
+"""URL map. Every view declares its access (web/guards.py); tests/web/test_url_access.py checks."""
+
+from allauth.account import views as account_views
 from django.urls import include, path
 
-urlpatterns = [
-    path("accounts/", include("allauth.account.urls")),
+from strongroom.api.router import api
+from strongroom.web import errors, views
+from strongroom.web.guards import public, signed_in
+
+# Only the allauth pages Strongroom uses are mounted: there is no self sign-up.
+allauth_patterns = [
+    path("login/", public(account_views.login), name="account_login"),
+    path("logout/", public(account_views.logout), name="account_logout"),
+    path("password/change/", signed_in(account_views.password_change), name="account_change_password"),
 ]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.health, name="health"),
+    path("accounts/", include(allauth_patterns)),
+    path("api/v1/", api.urls),
+    path("", include("strongroom.inboxes.urls")),
+    path("", include("strongroom.identity.urls")),
+]
+
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

@@ -46,6 +46,7 @@ def new_worker_id() -> str:
 @dataclass
 class Summary:
     fetched: int = 0
+    skipped: list[str] = field(default_factory=list)
     sent: int = 0
     filed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -92,6 +93,8 @@ def run_until_idle(worker_id: str | None = None) -> Summary:
     for inbox in imap_inboxes():
         report = fetch_inbox(inbox, owner=worker_id)
         summary.fetched += report.fetched
+        if report.skipped:
+            summary.skipped.append(inbox.address)
         if report.error:
             summary.errors.append(f"{inbox.address}: {report.error}")
     summary.filed = file_waiting_inbound()

@@ -9,6 +9,7 @@ frame's Content-Security-Policy blocks them until an agent asks for them.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -70,6 +71,7 @@ STYLE_PROPERTIES = {
     "direction",
 }
 LINK_SCHEMES = ("http://", "https://", "mailto:")
+RASTER_DATA_URL_RE = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]*$")
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def embed_inline_images(safe_html: str, images: Mapping[str, str]) -> str:
 
     def resolve(tag: str, attribute: str, value: str) -> str | None:
         if tag == "img" and attribute == "src" and value.lower().startswith("cid:"):
-            return images.get(value[4:].strip("<>"))
+            replacement = images.get(value[4:].strip("<>"), "")
+            return replacement if RASTER_DATA_URL_RE.match(replacement) else None
         return value
 
     return nh3.clean(

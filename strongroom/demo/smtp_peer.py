@@ -29,6 +29,7 @@ _counter = itertools.count()
 # The implicit-TLS listener requires AUTH with auth_require_tls off (see SmtpPeer); aiosmtpd
 # warns about that combination on every connection, though the socket is TLS from the start.
 warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+warnings.filterwarnings("ignore", message="Session.login_data is deprecated")  # raised inside aiosmtpd
 
 
 class _Sink:

@@ -30,7 +30,7 @@ class Perm(StrEnum):
     # global
     MANAGE_USERS = "users.manage"
     MANAGE_ROLES = "roles.manage"
-    CREATE_INBOXES = "inboxes.create"
+    MANAGE_INBOXES = "inboxes.manage"  # create and configure any inbox; never its content
     READ_AUDIT = "audit.read"
     MANAGE_SECURITY = "security.manage"
     MANAGE_TRAINING = "training.manage"
@@ -80,7 +80,7 @@ GLOBAL_ROLES: dict[str, frozenset[Perm]] = {
         {
             Perm.MANAGE_USERS,
             Perm.MANAGE_ROLES,
-            Perm.CREATE_INBOXES,
+            Perm.MANAGE_INBOXES,
             Perm.MANAGE_SECURITY,
             Perm.MANAGE_TRAINING,
             Perm.READ_AUDIT,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import QuerySet
 
 from strongroom.errors import NotAllowed, NotFound
-from strongroom.identity.permissions import INBOX_ROLES, Perm
+from strongroom.identity.permissions import INBOX_ROLES, Perm, has_global_perm
 from strongroom.inboxes.models import Attachment, Contact, Conversation, Inbox, Membership, Message
 
 if TYPE_CHECKING:
@@ -38,8 +38,15 @@ def role_in(user: User, inbox: Inbox) -> str | None:
     return Membership.objects.filter(inbox=inbox, user=user).values_list("role", flat=True).first()
 
 
+def _configures_every_inbox(user: User, perm: Perm) -> bool:
+    # An admin may configure any inbox (servers, members) without being able to read it.
+    return perm == Perm.MANAGE_INBOX and has_global_perm(user, Perm.MANAGE_INBOXES)
+
+
 def can(user: User, perm: Perm, inbox: Inbox) -> bool:
     """May `user` do `perm` in `inbox`? (Per-inbox permissions only.)"""
+    if _configures_every_inbox(user, perm):
+        return True
     role = role_in(user, inbox)
     return role is not None and perm in INBOX_ROLES.get(role, frozenset())
 
@@ -53,6 +60,8 @@ def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
     """Inboxes in which `user` holds a role that grants `need`."""
     if not _is_active(user):
         return Inbox.objects.none()
+    if _configures_every_inbox(user, need):
+        return Inbox.objects.all()
     return Inbox.objects.filter(memberships__user=user, memberships__role__in=roles_with(need))
 
 
@@ -72,6 +81,8 @@ def _parse_id(public_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def _check(user: User, inbox: Inbox, need: Perm) -> None:
+    if _configures_every_inbox(user, need):
+        return
     role = role_in(user, inbox)
     if role is None:
         raise NotFound("no such object")

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from strongroom.blobstore import blob_store
@@ -121,7 +122,7 @@ def _apply_mail_settings(inbox: Inbox, settings: MailSettings) -> None:
 def create_inbox(*, actor: User | None, name: str, address: str, mail: MailSettings, signature: str = "") -> Inbox:
     """Create an inbox. `actor=None` is the command line run by the operator."""
     if actor is not None:
-        _require_global(actor, Perm.CREATE_INBOXES)
+        _require_global(actor, Perm.MANAGE_INBOXES)
     name = name.strip()
     if not name:
         raise Invalid("an inbox needs a name")
@@ -203,10 +204,6 @@ def remove_member(*, actor: User | None, inbox: Inbox, user: User) -> None:
 
 def _event(conversation: Conversation, actor: User | None, kind: str, **data: object) -> None:
     ConversationEvent.objects.create(conversation=conversation, actor=actor, kind=kind, data=data)
-
-
-def _touch(conversation: Conversation) -> None:
-    Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=timezone.now())
 
 
 def assign_conversation(conversation: Conversation, *, actor: User, assignee: User | None) -> Conversation:
@@ -294,7 +291,9 @@ def add_note(conversation: Conversation, *, actor: User, body: str) -> Message:
             text_body=body,
             preview=preview_of(body),
         )
-        _touch(conversation)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_activity_at=timezone.now(), message_count=F("message_count") + 1
+        )
     return note
 
 
@@ -442,8 +441,9 @@ def reply_to_conversation(
             next_attempt_at=now,
             give_up_at=now + timedelta(hours=settings.OUTBOX_GIVE_UP_HOURS),
         )
-        updates: dict[str, object] = {"last_activity_at": now, "preview": message.preview}
-        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_activity_at=now, preview=message.preview, message_count=F("message_count") + 1
+        )
         if status_after and status_after != conversation.status:
             change_status(conversation, actor=actor, status=status_after)
         transaction.on_commit(lambda: _enqueue_delivery(item.pk))

@@ -6,7 +6,9 @@ Order matters, for nothing to be lost or doubled:
 3. Messages filed but not yet marked (the worker died in between) are marked first on the
    next run. Re-fetching a message is harmless: its receipt is unique per inbox.
 
-A lease on the mailbox state keeps two workers from fetching the same folder at once.
+A lease on the mailbox state keeps two workers from fetching the same folder at once. It is
+short (90 s) and renewed while a long fetch goes on, so a worker that dies holds up its
+mailbox for at most 90 seconds.
 The first sync of a folder takes only its unread messages; after that, every UID above the
 last one seen. A changed UIDVALIDITY starts over with the unread messages.
 """
@@ -30,7 +32,7 @@ from strongroom.mail.imap import ImapMailbox
 from strongroom.mail.parse import MailLimits
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(seconds=90)
 MARK_BATCH = 25
 
 
@@ -50,6 +52,10 @@ def acquire_lease(inbox: Inbox, owner: str) -> bool:
         Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner), inbox=inbox
     ).update(lease_owner=owner, lease_until=now + LEASE)
     return taken == 1
+
+
+def renew_lease(inbox: Inbox, owner: str) -> None:
+    MailboxState.objects.filter(inbox=inbox, lease_owner=owner).update(lease_until=timezone.now() + LEASE)
 
 
 def release_lease(inbox: Inbox, owner: str) -> None:
@@ -76,9 +82,9 @@ def fetch_inbox(inbox: Inbox, *, owner: str, mailbox: ImapMailbox | None = None)
     try:
         if mailbox is None:
             with open_mailbox(inbox) as connected:
-                sync_mailbox(inbox, connected, report)
+                sync_mailbox(inbox, connected, report, owner=owner)
         else:
-            sync_mailbox(inbox, mailbox, report)
+            sync_mailbox(inbox, mailbox, report, owner=owner)
     except Exception as exc:  # noqa: BLE001 - one broken server must not stop the others
         endpoint = inbox.imap_endpoint()
         report.error = describe(
@@ -114,7 +120,7 @@ def _mark(inbox: Inbox, mailbox: ImapMailbox, uids: list[int]) -> None:
     )
 
 
-def sync_mailbox(inbox: Inbox, mailbox: ImapMailbox, report: FetchReport) -> None:
+def sync_mailbox(inbox: Inbox, mailbox: ImapMailbox, report: FetchReport, *, owner: str) -> None:
     state = MailboxState.objects.get(inbox=inbox)
     if state.has_idle != mailbox.has_idle:
         MailboxState.objects.filter(pk=state.pk).update(has_idle=mailbox.has_idle)
@@ -163,6 +169,7 @@ def sync_mailbox(inbox: Inbox, mailbox: ImapMailbox, report: FetchReport) -> Non
         if len(pending) >= MARK_BATCH:
             _mark(inbox, mailbox, pending)
             pending = []
+            renew_lease(inbox, owner)
     _mark(inbox, mailbox, pending)
     for uid in oversize:
         _file_oversize(inbox, validity, uid, sizes[uid], limit)

@@ -159,6 +159,7 @@ def file_message(inbox: Inbox, raw: bytes, *, inbound: InboundMail, oversize_not
             # The customer wrote again: the conversation needs attention again.
             previous = conversation.status
             Conversation.objects.filter(pk=conversation.pk).update(status=Status.OPEN)
+            conversation.status = Status.OPEN
             ConversationEvent.objects.create(
                 conversation=conversation,
                 kind=ConversationEvent.Kind.REOPENED,
@@ -169,6 +170,8 @@ def file_message(inbox: Inbox, raw: bytes, *, inbound: InboundMail, oversize_not
     Conversation.objects.filter(pk=conversation.pk).update(
         message_count=F("message_count") + 1, last_activity_at=now, preview=message.preview
     )
+    conversation.message_count += 1  # the returned objects reflect what was just written
+    conversation.last_activity_at, conversation.preview = now, message.preview
     inbound.state = InboundMail.State.PROCESSED
     inbound.message = message
     inbound.processed_at = now

@@ -13,7 +13,9 @@ from email.utils import format_datetime
 
 from strongroom.mail.parse import Address
 
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Every character the email library or a mail client could take as a line break, plus C1
+# controls and bidirectional overrides.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 URL_RE = re.compile(r"(https?://[^\s<>\"']+)")
 
 

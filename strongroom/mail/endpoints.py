@@ -51,22 +51,35 @@ class MailEndpoint:
         return self.url()
 
 
+def _shown(url: str) -> str:
+    """The URL as it may appear in a message: without a password, if someone typed one."""
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return url
+
+
 def parse_mail_url(url: str, protocol: Protocol) -> MailEndpoint:
-    """Parse an IMAP or SMTP URL. Raises Invalid with a message that says what to write."""
+    """Parse an IMAP or SMTP URL. Raises Invalid with a message that says what to write; the
+    message never repeats a password typed into the URL."""
     url = url.strip()
+    shown = _shown(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in PLAINTEXT:
         raise Invalid(f"{scheme}:// would send the password in plaintext; use {PLAINTEXT[scheme]} instead")
     if scheme not in SCHEMES or SCHEMES[scheme][0] != protocol:
-        raise Invalid(f"{url!r} is not an {protocol.upper()} URL; use {PLAINTEXT[protocol]}")
+        raise Invalid(f"{shown!r} is not an {protocol.upper()} URL; use {PLAINTEXT[protocol]}")
     _, security, default_port = SCHEMES[scheme]
     try:
-        port = parts.port or default_port
+        port = parts.port if parts.port is not None else default_port
     except ValueError:
-        raise Invalid(f"the port in {url!r} is not a number between 1 and 65535") from None
+        port = 0
+    if not 1 <= port <= 65535:
+        raise Invalid(f"the port in {shown!r} is not a number between 1 and 65535")
     if not parts.hostname:
-        raise Invalid(f"{url!r} names no host")
+        raise Invalid(f"{shown!r} names no host")
     if parts.query or parts.fragment or parts.password:
         raise Invalid(
             "put the password in a file and pass it separately, not in the URL; the URL takes no query or fragment"

@@ -27,10 +27,16 @@ import nh3
 
 MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,500}>")
 CONTENT_TYPE_LINE_RE = re.compile(rb"(?im)^content-type[ \t]*:")
+UTF8_SEQUENCE_RE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+BOUNDARY_LINE_RE = re.compile(rb"(?m)^--[^\s-]")
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-FILENAME_BAD_RE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+# ASCII and C1 controls, Unicode line and paragraph separators, and bidirectional overrides
+# (which make "exe.pdf" display as "fdp.exe"); none of them belongs in a header we keep.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+FILENAME_BAD_RE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069/\\:*?"<>|$`;&]+')
 WHITESPACE_RE = re.compile(r"\s+")
+ANGLE_ADDRESS_RE = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>")
+SINGLE_MAILBOX_HEADERS = {"From", "Sender"}
 LENIENT_ADDRESS_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 MAX_REFERENCES = 100
 CHARSET_ALIASES = {"unknown-8bit": "cp1252", "x-unknown": "cp1252", "iso-8859-8-i": "iso-8859-8"}
@@ -110,35 +116,55 @@ class _RawHeaderPolicy(Compat32):
 POLICY = _RawHeaderPolicy()
 
 
+def _text_codec(charset: str) -> str | None:
+    """The codec name for a MIME charset, or None when it is unknown or not a text encoding
+    (base64, rot13, zlib ... are codecs too, but decoding with them is not reading text)."""
+    name = CHARSET_ALIASES.get(charset.strip().lower(), charset.strip().lower())
+    if not name or "\x00" in name or len(name) > 60:
+        return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def _utf8_or_cp1252(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Text with real UTF-8 sequences and one broken byte is UTF-8 with a typo; text whose
+        # high bytes stand alone ("L\xfctkebohle") is Latin-1 or Windows-1252.
+        if UTF8_SEQUENCE_RE.search(data):
+            return data.decode("utf-8", errors="replace")
+        return data.decode("cp1252", errors="replace")
+
+
 def decode_bytes(data: bytes, charset: str | None, problems: list[str]) -> str:
-    """Decode `data` in `charset`, falling back to UTF-8 and then Windows-1252."""
+    """Decode `data` in `charset`, falling back to UTF-8 and then Windows-1252. Never raises."""
     if charset:
-        name = CHARSET_ALIASES.get(charset.strip().lower(), charset.strip().lower())
-        try:
-            codecs.lookup(name)
-        except LookupError:
+        name = _text_codec(charset)
+        if name is None:
             problems.append(f"unknown charset {charset[:40]!r}")
         else:
             try:
                 return data.decode(name)
             except UnicodeDecodeError:
                 problems.append(f"text is not valid {name[:40]}")
-                return data.decode(name, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+                try:
+                    return data.decode(name, errors="replace")
+                except Exception:  # noqa: BLE001 - some codecs raise even with errors="replace"
+                    pass
+            except Exception:  # noqa: BLE001
+                problems.append(f"charset {charset[:40]!r} could not decode the text")
+    return _utf8_or_cp1252(data)
 
 
 def _unescape_raw(value: str) -> str:
     """Recover 8-bit header bytes that the compat32 parser kept as surrogate escapes."""
     if not any("\udc80" <= ch <= "\udcff" for ch in value):
         return value
-    raw = value.encode("ascii", "surrogateescape")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
+    return _utf8_or_cp1252(value.encode("ascii", "surrogateescape"))
 
 
 def decode_header_text(value: str | None, problems: list[str]) -> str:
@@ -162,8 +188,8 @@ def decode_header_text(value: str | None, problems: list[str]) -> str:
 
 
 def _plausible(address: str) -> bool:
-    address = address.strip().strip("<>")
-    return "@" in address and not WHITESPACE_RE.search(address)
+    local, at, domain = address.strip().strip("<>").rpartition("@")
+    return bool(at and local and domain) and not WHITESPACE_RE.search(address) and "=" not in domain
 
 
 def _addresses(message: Message, name: str, problems: list[str]) -> tuple[Address, ...]:
@@ -183,10 +209,21 @@ def _addresses(message: Message, name: str, problems: list[str]) -> tuple[Addres
         if lenient:
             problems.append(f"{name} header is not well-formed")
             display = " ".join(values).replace(lenient.group(0), "").strip(" <>\"'")
+            display = "" if "@" in display else display
             pairs = [(display, lenient.group(0))]
+    angle = ANGLE_ADDRESS_RE.findall(" ".join(values))
+    if (
+        name in SINGLE_MAILBOX_HEADERS
+        and len(angle) == 1
+        and [a.lower() for _, a in pairs if _plausible(a)] != [angle[0].lower()]
+    ):
+        # "ceo@bank.example <attacker@evil.example>": mail programs show and answer the address
+        # in angle brackets, so that is the sender; the text before it only pretends.
+        problems.append(f"{name} header is ambiguous: it names more than one address")
+        pairs = [(" ".join(values).split("<", 1)[0].strip().strip('"'), angle[0])]
     for display, address in pairs:
         address = address.strip().strip("<>").lower()
-        if not address or "@" not in address or WHITESPACE_RE.search(address) or len(address) > 254:
+        if not _plausible(address) or len(address) > 254:
             if address or display:
                 problems.append(f"unreadable address in {name}")
             continue
@@ -213,7 +250,7 @@ def _date(value: str | None, problems: list[str]) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if not (1970 <= parsed.year <= 2200):
+    if not (1900 <= parsed.year <= 2200):
         problems.append("Date header out of range")
         return None
     return parsed
@@ -226,7 +263,8 @@ def html_to_text(markup: str) -> str:
 
 
 def safe_filename(name: str, fallback: str) -> str:
-    """A file name without paths or characters that mean something to a file system or shell."""
+    """A file name without paths, control or bidi characters, or the characters that start a shell
+    command, pipe, redirection or substitution ($ ` ; & | < >)."""
     name = FILENAME_BAD_RE.sub("_", name).strip(" ._")
     return name[:200] or fallback
 
@@ -248,6 +286,7 @@ class _Walk:
         if self.truncated:
             return
         self.parts += 1
+        self.problems.extend(f"defect: {d.__class__.__name__}" for d in part.defects)
         if self.parts > self.limits.max_parts:
             self.problems.append(f"more than {self.limits.max_parts} MIME parts; the rest is in the raw message")
             self.truncated = True
@@ -286,10 +325,14 @@ class _Walk:
         raw_filename = part.get_filename()
         filename = decode_header_text(raw_filename, self.problems) if raw_filename else ""
         is_body_text = content_type in {"text/plain", "text/html"} and disposition != "attachment" and not filename
+        defects_before = len(part.defects)
         content = self._payload(part)
+        # Decoding base64 or quoted-printable records its defects on the part only now.
+        self.problems.extend(f"defect: {d.__class__.__name__}" for d in part.defects[defects_before:])
         if is_body_text:
             charset = part.get_param("charset")
             text = decode_bytes(content, charset if isinstance(charset, str) else None, self.problems)
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
             (self.texts if content_type == "text/plain" else self.htmls).append(text)
             return
         content_id = _unescape_raw(str(part.get("Content-ID", ""))).strip().strip("<>")[:300]
@@ -350,9 +393,10 @@ def parse_message(raw: bytes, limits: MailLimits) -> ParsedMessage:
     if not raw.strip():
         raise ParseFailure("the message is empty")
     _check_header_limits(raw, limits)
-    # Each MIME part has a Content-Type line; counting them first stops a message with a
-    # million tiny parts before the stdlib parser builds them all.
-    if len(CONTENT_TYPE_LINE_RE.findall(raw)) > limits.max_parts * 4:
+    # Each MIME part starts with a boundary line and usually has a Content-Type line; counting
+    # them first stops a message with a million tiny parts before the stdlib parser builds them.
+    ceiling = limits.max_parts * 4
+    if len(CONTENT_TYPE_LINE_RE.findall(raw)) > ceiling or len(BOUNDARY_LINE_RE.findall(raw)) > ceiling:
         return _parse_headers_only(raw, f"far more than {limits.max_parts} MIME parts")
     try:
         return _parse(raw, limits)
@@ -367,7 +411,7 @@ def _parse_headers_only(raw: bytes, reason: str) -> ParsedMessage:
     match = HEADER_END_RE.search(raw)
     try:
         message = BytesParser(policy=POLICY).parsebytes(raw[: match.start()] if match else raw, headersonly=True)
-        parsed = _from_headers(message, [reason])
+        parsed = _from_headers(message, [reason, *(f"defect: {d.__class__.__name__}" for d in message.defects)])
     except Exception as exc:  # noqa: BLE001
         raise ParseFailure(f"{reason}; the headers could not be read either ({exc.__class__.__name__})") from None
     return ParsedMessage(**{**parsed, "body_error": reason})
@@ -397,7 +441,7 @@ def _from_headers(message: Message, problems: list[str]) -> dict:
     delivered = tuple(
         a.address for name in ("Delivered-To", "X-Original-To", "Envelope-To") for a in _addresses(message, name, [])
     )
-    auto = _unescape_raw(str(message.get("Auto-Submitted", "no"))).strip().lower()
+    auto = _unescape_raw(str(message.get("Auto-Submitted", "no"))).split(";", 1)[0].strip().lower()
     precedence = _unescape_raw(str(message.get("Precedence", ""))).strip().lower()
     message_ids = _message_ids(message.get("Message-ID"))
     return dict(

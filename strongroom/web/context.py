@@ -4,7 +4,17 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 
 def shell(request: HttpRequest) -> dict[str, Any]:
-    return {"public_url": settings.PUBLIC_URL}
+    """The sidebar (inboxes with counts) for signed-in people, computed only if a page shows it."""
+    context: dict[str, Any] = {"public_url": settings.PUBLIC_URL}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        from strongroom.identity.permissions import Perm, has_global_perm
+        from strongroom.inboxes.listing import sidebar_for
+
+        context["sidebar"] = SimpleLazyObject(lambda: sidebar_for(user))
+        context["can_manage_users"] = has_global_perm(user, Perm.MANAGE_USERS)
+    return context

@@ -1,0 +1,68 @@
+"""The REST API v1: plumbing only (bearer auth, errors, pagination). Each app owns its endpoints.
+
+Authentication is a bearer token (`Authorization: Bearer sr_...`), never the session cookie,
+so the API needs no CSRF protection and a browser cannot be tricked into calling it.
+OpenAPI: /api/v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.security import HttpBearer
+
+from strongroom.errors import Conflict, Invalid, NotAllowed, NotFound
+from strongroom.identity.actions import user_for_api_token
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        found = user_for_api_token(token)
+        if found is None:
+            return None
+        request.user, request.api_token = found  # type: ignore[attr-defined]
+        return found[0]
+
+
+api = NinjaAPI(
+    title="Strongroom API",
+    version="1",
+    urls_namespace="api-1",
+    docs_url=None,  # no Swagger UI: it would load scripts from a CDN
+    auth=BearerToken(),
+)
+
+
+def _error(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    return api.create_response(request, {"detail": detail}, status=status)
+
+
+@api.exception_handler(NotFound)
+def not_found(request: HttpRequest, exc: NotFound) -> HttpResponse:
+    return _error(request, 404, "Not found.")
+
+
+@api.exception_handler(NotAllowed)
+def not_allowed(request: HttpRequest, exc: NotAllowed) -> HttpResponse:
+    return _error(request, 403, str(exc))
+
+
+@api.exception_handler(Invalid)
+def invalid(request: HttpRequest, exc: Invalid) -> HttpResponse:
+    return _error(request, 400, str(exc))
+
+
+@api.exception_handler(Conflict)
+def conflict(request: HttpRequest, exc: Conflict) -> HttpResponse:
+    return _error(request, 409, str(exc))
+
+
+def _register_routers() -> None:
+    from strongroom.inboxes.api import router as inboxes_router
+
+    api.add_router("/", inboxes_router)
+
+
+_register_routers()

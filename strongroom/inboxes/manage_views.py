@@ -1,0 +1,206 @@
+"""Inbox administration: create and configure inboxes, test their mail servers, manage members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from strongroom.errors import Conflict, Invalid
+from strongroom.identity.models import User
+from strongroom.identity.permissions import Perm, has_global_perm
+from strongroom.inboxes import access, actions
+from strongroom.inboxes.forms import InboxForm, MemberForm
+from strongroom.inboxes.models import Inbox, MailboxState, Membership
+from strongroom.mail.endpoints import parse_mail_url
+from strongroom.mail.probe import ProbeReport, probe_imap, probe_smtp
+from strongroom.publicids import parse_public_id
+from strongroom.web.guards import needs, needs_global, signed_in
+
+
+def _mail_settings(form: InboxForm) -> actions.MailSettings:
+    data = form.cleaned_data
+    return actions.MailSettings(
+        imap_url=data["imap_url"],
+        imap_password=data["imap_password"] or None,
+        imap_move_to=data["imap_move_to"],
+        smtp_url=data["smtp_url"],
+        smtp_password=data["smtp_password"] or None,
+        ca_file=data["ca_file"],
+    )
+
+
+def _initial(inbox: Inbox) -> dict[str, Any]:
+    imap, smtp = inbox.imap_endpoint(), inbox.smtp_endpoint()
+    return {
+        "name": inbox.name,
+        "address": inbox.address,
+        "signature": inbox.signature,
+        "imap_url": imap.url() if imap else "",
+        "smtp_url": smtp.url() if smtp else "",
+        "imap_move_to": inbox.imap_move_to,
+        "ca_file": inbox.ca_file,
+        "use_plus_reply_to": inbox.use_plus_reply_to,
+        "is_active": inbox.is_active,
+    }
+
+
+@signed_in
+@require_GET
+def inbox_settings_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    inboxes = access.inboxes_visible_to(user, Perm.MANAGE_INBOX).select_related("mailbox_state").order_by("name")
+    return render(
+        request,
+        "inboxes/manage/list.html",
+        dict(nav="inbox-settings", inboxes=inboxes, can_create=has_global_perm(user, Perm.MANAGE_INBOXES)),
+    )
+
+
+@needs_global(Perm.MANAGE_INBOXES)
+@require_http_methods(["GET", "POST"])
+def inbox_create(request: HttpRequest) -> HttpResponse:
+    form = InboxForm(request.POST or None, initial={"is_active": True})
+    if request.method == "POST" and form.is_valid():
+        try:
+            inbox = actions.create_inbox(
+                actor=request.user,
+                name=form.cleaned_data["name"],  # type: ignore[arg-type]
+                address=form.cleaned_data["address"],
+                mail=_mail_settings(form),
+                signature=form.cleaned_data["signature"],
+            )
+        except (Invalid, Conflict) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Inbox {inbox.name} created. Test its connections below.")
+            return redirect("inboxes:manage", inbox_id=inbox.public_id)
+    return render(
+        request,
+        "inboxes/manage/edit.html",
+        dict(nav="inbox-settings", form=form, inbox=None),
+        status=400 if form.errors else 200,
+    )
+
+
+def _edit_page(
+    request: HttpRequest,
+    inbox: Inbox,
+    form: InboxForm,
+    *,
+    probes: list[tuple[str, ProbeReport]] | None = None,
+    member_form: MemberForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    members = Membership.objects.filter(inbox=inbox).select_related("user").order_by("user__email")
+    state = MailboxState.objects.filter(inbox=inbox).first()
+    return render(
+        request,
+        "inboxes/manage/edit.html",
+        dict(
+            nav="inbox-settings",
+            form=form,
+            inbox=inbox,
+            members=members,
+            state=state,
+            probes=probes,
+            member_form=member_form or MemberForm(initial={"role": "agent"}),
+            has_imap_password=bool(inbox.imap_password_sealed),
+            has_smtp_password=bool(inbox.smtp_password_sealed),
+        ),
+        status=status,
+    )
+
+
+@needs(Perm.MANAGE_INBOX)
+@require_http_methods(["GET", "POST"])
+def inbox_edit(request: HttpRequest, inbox_id: str) -> HttpResponse:
+    inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
+    if request.method == "GET":
+        return _edit_page(request, inbox, InboxForm(initial=_initial(inbox)))
+    form = InboxForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.update_inbox(
+                inbox,
+                actor=request.user,
+                name=form.cleaned_data["name"],  # type: ignore[arg-type]
+                address=form.cleaned_data["address"],
+                signature=form.cleaned_data["signature"],
+                use_plus_reply_to=form.cleaned_data["use_plus_reply_to"],
+                is_active=form.cleaned_data["is_active"],
+                mail=_mail_settings(form),
+            )
+        except (Invalid, Conflict) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Inbox saved.")
+            return redirect("inboxes:manage", inbox_id=inbox.public_id)
+    return _edit_page(request, inbox, form, status=400)
+
+
+@needs(Perm.MANAGE_INBOX)
+@require_POST
+def inbox_test(request: HttpRequest, inbox_id: str) -> HttpResponse:
+    """Test the connections as typed in the form (saved passwords fill empty password fields)."""
+    inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
+    form = InboxForm(request.POST)
+    probes: list[tuple[str, ProbeReport]] = []
+    if form.is_valid():
+        data = form.cleaned_data
+        ca_file = data["ca_file"].strip() or None
+        for label, url, password, which, probe in (
+            ("IMAP", data["imap_url"], data["imap_password"], "imap", probe_imap),
+            ("SMTP", data["smtp_url"], data["smtp_password"], "smtp", probe_smtp),
+        ):
+            if not url.strip():
+                continue
+            try:
+                endpoint = parse_mail_url(url, which)  # type: ignore[arg-type]
+            except Invalid as exc:
+                probes.append((label, ProbeReport(endpoint=url, error=str(exc))))
+                continue
+            probes.append((label, probe(endpoint, password or inbox.mail_password(which), ca_file=ca_file)))
+    template = "inboxes/manage/_probes.html" if request.headers.get("HX-Request") else None
+    if template:
+        return render(request, template, {"probes": probes, "form": form})
+    return _edit_page(request, inbox, form, probes=probes)
+
+
+@needs(Perm.MANAGE_INBOX)
+@require_POST
+def member_add(request: HttpRequest, inbox_id: str) -> HttpResponse:
+    inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        person = User.objects.filter(email__iexact=form.cleaned_data["email"], is_active=True).first()
+        if person is None:
+            form.add_error("email", "No active person has this address. Add them under People first.")
+        else:
+            try:
+                actions.add_member(actor=request.user, inbox=inbox, user=person, role=form.cleaned_data["role"])  # type: ignore[arg-type]
+            except Invalid as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{person.email} is now {form.cleaned_data['role']} in {inbox.name}.")
+                return redirect("inboxes:manage", inbox_id=inbox.public_id)
+    return _edit_page(request, inbox, InboxForm(initial=_initial(inbox)), member_form=form, status=400)
+
+
+@needs(Perm.MANAGE_INBOX)
+@require_POST
+def member_remove(request: HttpRequest, inbox_id: str, user_id: str) -> HttpResponse:
+    inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
+    person = User.objects.filter(public_id=user_id).first() if _is_uuid(user_id) else None
+    if person is None or not Membership.objects.filter(inbox=inbox, user=person).exists():
+        raise Invalid("that person is not a member of this inbox")
+    actions.remove_member(actor=request.user, inbox=inbox, user=person)  # type: ignore[arg-type]
+    messages.success(request, f"{person.email} was removed from {inbox.name}.")
+    return redirect("inboxes:manage", inbox_id=inbox.public_id)
+
+
+def _is_uuid(value: str) -> bool:
+    return parse_public_id(value) is not None
