@@ -142,22 +142,22 @@ def _utf8_or_cp1252(data: bytes) -> str:
 
 def decode_bytes(data: bytes, charset: str | None, problems: list[str]) -> str:
     """Decode `data` in `charset`, falling back to UTF-8 and then Windows-1252. Never raises."""
-    if charset:
-        name = _text_codec(charset)
-        if name is None:
-            problems.append(f"unknown charset {charset[:40]!r}")
-        else:
-            try:
-                return data.decode(name)
-            except UnicodeDecodeError:
-                problems.append(f"text is not valid {name[:40]}")
-                try:
-                    return data.decode(name, errors="replace")
-                except Exception:  # noqa: BLE001 - some codecs raise even with errors="replace"
-                    pass
-            except Exception:  # noqa: BLE001
-                problems.append(f"charset {charset[:40]!r} could not decode the text")
-    return _utf8_or_cp1252(data)
+    name = _text_codec(charset) if charset else None
+    if charset and name is None:
+        problems.append(f"unknown charset {charset[:40]!r}")
+    if name is None:
+        return _utf8_or_cp1252(data)
+    try:
+        return data.decode(name)
+    except UnicodeDecodeError:
+        problems.append(f"text is not valid {name[:40]}")
+    except Exception:  # noqa: BLE001 - a codec may fail in ways of its own
+        problems.append(f"charset {name[:40]!r} could not decode the text")
+        return _utf8_or_cp1252(data)
+    try:
+        return data.decode(name, errors="replace")
+    except Exception:  # noqa: BLE001 - some codecs raise even with errors="replace"
+        return _utf8_or_cp1252(data)
 
 
 def _unescape_raw(value: str) -> str:
