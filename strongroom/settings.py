@@ -8,6 +8,8 @@ docs/configuration.md lists every variable.
 
 from __future__ import annotations
 
+import re
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,7 +52,7 @@ if env_bool("STRONGROOM_BEHIND_TLS_PROXY", False):
 
 # --- storage -------------------------------------------------------------------------------
 _default_db = f"sqlite:///{DATA_DIR / 'strongroom.sqlite3'}"
-_db_url = env_str("STRONGROOM_DATABASE_URL", _default_db)
+_db_url = env_str("STRONGROOM_DATABASE_URL") or _default_db
 try:
     _db = dj_database_url.parse(_db_url, conn_max_age=300, conn_health_checks=True)
 except (ValueError, KeyError) as exc:
@@ -82,6 +84,7 @@ DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 BLOB_DIR = env_path("STRONGROOM_BLOB_DIR", DATA_DIR / "blobs")
+BLOB_INLINE_BYTES = env_int("STRONGROOM_BLOB_INLINE_BYTES", 1024 * 1024, minimum=0)
 KEK_FILE = env_path("STRONGROOM_KEK_FILE", DATA_DIR / "kek.key")
 
 # --- mail ----------------------------------------------------------------------------------
@@ -101,6 +104,10 @@ SMTP_INTAKE = env_str("STRONGROOM_SMTP_INTAKE")  # host:port, empty = off
 SMTP_INTAKE_TLS_CERT = env_str("STRONGROOM_SMTP_INTAKE_TLS_CERT")
 SMTP_INTAKE_TLS_KEY = env_str("STRONGROOM_SMTP_INTAKE_TLS_KEY")
 SMTP_INTAKE_HOSTNAME = env_str("STRONGROOM_SMTP_INTAKE_HOSTNAME", _public.hostname or "localhost")
+if SMTP_INTAKE and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}", SMTP_INTAKE):
+    raise ConfigError(f"STRONGROOM_SMTP_INTAKE={SMTP_INTAKE!r} must be HOST:PORT, for example 0.0.0.0:25")
+if bool(SMTP_INTAKE_TLS_CERT) != bool(SMTP_INTAKE_TLS_KEY):
+    raise ConfigError("Set both STRONGROOM_SMTP_INTAKE_TLS_CERT and STRONGROOM_SMTP_INTAKE_TLS_KEY, or neither.")
 
 # --- application ---------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -113,6 +120,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "allauth",
     "allauth.account",
+    "strongroom.blobs",
     "strongroom.identity",
     "strongroom.inboxes",
     "strongroom.web",
@@ -174,7 +182,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "web:home"
+LOGIN_REDIRECT_URL = "home"
 
 # django-allauth: sign-in by e-mail address, no self sign-up (admins create people).
 ACCOUNT_ADAPTER = "strongroom.identity.adapter.AccountAdapter"
@@ -229,6 +237,12 @@ TASKS = {
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env_str("STRONGROOM_TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ConfigError(
+        f"STRONGROOM_TIME_ZONE={TIME_ZONE!r} is not a time zone; use a name such as Europe/Berlin."
+    ) from None
 USE_I18N = False
 USE_TZ = True
 

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from strongroom.blobstore import blob_store
+from strongroom.blobs.store import blob_store
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import User
 from strongroom.identity.permissions import DEFAULT_INBOX_ROLE, INBOX_ROLES, Perm, has_global_perm

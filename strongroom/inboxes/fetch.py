@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from strongroom.crypto import keyed_digest
-from strongroom.inboxes.ingest import file_message, ingest_raw, receive_raw
+from strongroom.inboxes.ingest import ingest_raw
 from strongroom.inboxes.models import InboundMail, Inbox, MailboxState
 from strongroom.mail.errors import describe
 from strongroom.mail.imap import ImapMailbox
@@ -180,15 +180,16 @@ def sync_mailbox(inbox: Inbox, mailbox: ImapMailbox, report: FetchReport, *, own
 
 def _file_oversize(inbox: Inbox, validity: int, uid: int, size: int, limit: int) -> None:
     """A message over the size limit stays untouched on the server; a conversation says so."""
-    digest = keyed_digest(f"oversize:{validity}:{uid}".encode(), purpose="inbound-raw")
     note = (
         f"the message is {size} bytes, over the limit of {limit} (STRONGROOM_MAX_MESSAGE_BYTES); "
         f"it was left on the mail server in folder {inbox.imap_folder!r}, UID {uid}"
     )
-    with transaction.atomic():
-        receipt = receive_raw(
-            inbox, b"", source=InboundMail.Source.IMAP, imap_uidvalidity=validity, imap_uid=uid, digest=digest
-        )
-        if receipt.is_new:
-            InboundMail.objects.filter(pk=receipt.inbound.pk).update(is_marked_on_server=True)
-            file_message(inbox, b"", inbound=receipt.inbound, oversize_note=note)
+    ingest_raw(
+        inbox,
+        b"",
+        source=InboundMail.Source.IMAP,
+        imap_uidvalidity=validity,
+        imap_uid=uid,
+        oversize_note=note,
+        digest=keyed_digest(f"oversize:{validity}:{uid}".encode(), purpose="inbound-raw"),
+    )

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from strongroom.blobstore import blob_store
+from strongroom.blobs.store import blob_store
 from strongroom.crypto import keyed_digest
 from strongroom.defense.html import sanitize_html
 from strongroom.inboxes.models import (
@@ -72,23 +72,19 @@ def receive_raw(
     envelope: dict[str, object] | None = None,
     digest: bytes | None = None,
 ) -> Receipt:
-    """Keep `raw` durably and record its arrival. Returns the existing receipt for known bytes.
-
-    The blob is written and fsynced before the row commits, so a committed row always has its
-    bytes. Runs inside the caller's transaction if there is one.
-    """
+    """Keep `raw` durably and record its arrival, to be filed later. Returns the existing
+    receipt for bytes already received in this inbox. Used by the SMTP intake."""
     digest = digest or raw_digest(raw)
     existing = InboundMail.objects.filter(inbox=inbox, digest=digest).first()
     if existing is not None:
         return Receipt(existing, is_new=False)
-    blob = blob_store().put(raw) if raw else ""
     try:
         with transaction.atomic():
             inbound = InboundMail.objects.create(
                 inbox=inbox,
                 digest=digest,
                 source=source,
-                raw_blob=blob,
+                raw_blob=blob_store().put(raw) if raw else "",
                 raw_size=len(raw),
                 imap_uidvalidity=imap_uidvalidity,
                 imap_uid=imap_uid,
@@ -96,8 +92,6 @@ def receive_raw(
             )
     except IntegrityError:
         # Another worker received the same bytes a moment ago; theirs wins.
-        if blob:
-            blob_store().delete(blob)
         return Receipt(InboundMail.objects.get(inbox=inbox, digest=digest), is_new=False)
     return Receipt(inbound, is_new=True)
 
@@ -111,23 +105,62 @@ def process_inbound(inbound_id: int) -> Message | None:
         if inbound.state == InboundMail.State.PROCESSED:
             return inbound.message
         raw = blob_store().get(inbound.raw_blob) if inbound.raw_blob else b""
-        message = file_message(inbound.inbox, raw, inbound=inbound)
+        message = file_message(inbound.inbox, raw, raw_blob=inbound.raw_blob)
+        inbound.state, inbound.message, inbound.processed_at = InboundMail.State.PROCESSED, message, message.created_at
+        inbound.attempts += 1
+        inbound.save(update_fields=["state", "message", "processed_at", "attempts"])
         return message
 
 
-def ingest_raw(inbox: Inbox, raw: bytes, *, source: str, **receipt: object) -> Message | None:
-    """Receive and file `raw` in one transaction. Idempotent."""
+def ingest_raw(
+    inbox: Inbox,
+    raw: bytes,
+    *,
+    source: str,
+    imap_uidvalidity: int | None = None,
+    imap_uid: int | None = None,
+    digest: bytes | None = None,
+    oversize_note: str = "",
+) -> Message | None:
+    """Receive and file `raw` in one transaction (the IMAP fetcher's path). Idempotent: bytes
+    already received in this inbox return the message they became."""
+    digest = digest or raw_digest(raw)
     with transaction.atomic():
-        result = receive_raw(inbox, raw, source=source, **receipt)  # type: ignore[arg-type]
-        if not result.is_new and result.inbound.state == InboundMail.State.PROCESSED:
-            return result.inbound.message
-        return file_message(inbox, raw, inbound=result.inbound)
+        known = InboundMail.objects.filter(inbox=inbox, digest=digest).values_list("pk", "state", "message_id")[:1]
+        if known:
+            inbound_id, state, message_id = known[0]
+            if state == InboundMail.State.PROCESSED:
+                return Message.objects.filter(pk=message_id).first()
+            return process_inbound(inbound_id)
+        try:
+            with transaction.atomic():
+                blob = blob_store().put(raw) if raw else ""
+                message = file_message(inbox, raw, raw_blob=blob, oversize_note=oversize_note)
+                InboundMail.objects.create(
+                    inbox=inbox,
+                    digest=digest,
+                    source=source,
+                    raw_blob=blob,
+                    raw_size=len(raw),
+                    imap_uidvalidity=imap_uidvalidity,
+                    imap_uid=imap_uid,
+                    state=InboundMail.State.PROCESSED,
+                    message=message,
+                    processed_at=message.created_at,
+                    attempts=1,
+                    is_marked_on_server=bool(oversize_note),
+                )
+        except IntegrityError:
+            # The same bytes were filed by someone else a moment ago: use theirs.
+            return InboundMail.objects.select_related("message").get(inbox=inbox, digest=digest).message
+        return message
 
 
-def file_message(inbox: Inbox, raw: bytes, *, inbound: InboundMail, oversize_note: str = "") -> Message:
+def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str = "") -> Message:
     """Parse `raw` and store it as a message in a new or existing conversation.
 
-    Must run inside a transaction that holds the InboundMail row.
+    Runs inside the caller's transaction. Never raises for what is in the bytes: a message
+    that cannot be parsed becomes a conversation that shows why, with its raw source.
     """
     now = timezone.now()
     try:
@@ -139,44 +172,28 @@ def file_message(inbox: Inbox, raw: bytes, *, inbound: InboundMail, oversize_not
         parsed, failure = None, str(exc)
 
     if parsed is None:
-        conversation = _new_conversation(inbox, None, "(unreadable message)", now)
+        preview = "This message could not be read: " + failure
+        conversation = _new_conversation(inbox, None, "(unreadable message)", now, preview)
         message = Message.objects.create(
             conversation=conversation,
             kind=MessageKind.INBOUND,
             created_at=now,
-            raw_blob=inbound.raw_blob,
-            raw_size=inbound.raw_size,
+            raw_blob=raw_blob,
+            raw_size=len(raw),
             body_error=failure,
-            preview="This message could not be read: " + failure,
+            preview=preview[:PREVIEW_LENGTH],
         )
     else:
         contact = _contact_for(parsed)
         conversation = find_conversation(inbox, parsed)
+        body_preview = preview_of(
+            parsed.text_body or (f"(only headers could be read: {parsed.body_error})" if parsed.body_error else "")
+        )
         if conversation is None:
-            conversation = _new_conversation(inbox, contact, parsed.subject, now)
-        message = _store_parsed(conversation, parsed, inbound, now)
-        if conversation.message_count > 0 and conversation.status != Status.OPEN:
-            # The customer wrote again: the conversation needs attention again.
-            previous = conversation.status
-            Conversation.objects.filter(pk=conversation.pk).update(status=Status.OPEN)
-            conversation.status = Status.OPEN
-            ConversationEvent.objects.create(
-                conversation=conversation,
-                kind=ConversationEvent.Kind.REOPENED,
-                data={"from": previous},
-                created_at=now,
-            )
-
-    Conversation.objects.filter(pk=conversation.pk).update(
-        message_count=F("message_count") + 1, last_activity_at=now, preview=message.preview
-    )
-    conversation.message_count += 1  # the returned objects reflect what was just written
-    conversation.last_activity_at, conversation.preview = now, message.preview
-    inbound.state = InboundMail.State.PROCESSED
-    inbound.message = message
-    inbound.processed_at = now
-    inbound.attempts += 1
-    inbound.save(update_fields=["state", "message", "processed_at", "attempts"])
+            conversation = _new_conversation(inbox, contact, parsed.subject, now, body_preview)
+        else:
+            _continue_conversation(conversation, now, body_preview)
+        message = _store_parsed(conversation, parsed, raw_blob, len(raw), body_preview, now)
     log.info(
         "message filed inbox=%s conversation=%s message=%s parsed=%s",
         inbox.public_id,
@@ -185,6 +202,23 @@ def file_message(inbox: Inbox, raw: bytes, *, inbound: InboundMail, oversize_not
         parsed is not None,
     )
     return message
+
+
+def _continue_conversation(conversation: Conversation, now: datetime, preview: str) -> None:
+    updates: dict[str, object] = {"message_count": F("message_count") + 1, "last_activity_at": now, "preview": preview}
+    if conversation.status != Status.OPEN:
+        # The customer wrote again: the conversation needs attention again.
+        ConversationEvent.objects.create(
+            conversation=conversation,
+            kind=ConversationEvent.Kind.REOPENED,
+            data={"from": conversation.status},
+            created_at=now,
+        )
+        updates["status"] = Status.OPEN
+        conversation.status = Status.OPEN
+    Conversation.objects.filter(pk=conversation.pk).update(**updates)
+    conversation.message_count += 1  # the returned objects reflect what was just written
+    conversation.last_activity_at, conversation.preview = now, preview
 
 
 def find_conversation(inbox: Inbox, parsed: ParsedMessage) -> Conversation | None:
@@ -219,17 +253,17 @@ def find_conversation(inbox: Inbox, parsed: ParsedMessage) -> Conversation | Non
     return None
 
 
-def _new_conversation(inbox: Inbox, contact: Contact | None, subject: str, now: datetime) -> Conversation:
-    conversation = Conversation.objects.create(
+def _new_conversation(inbox: Inbox, contact: Contact | None, subject: str, now: datetime, preview: str) -> Conversation:
+    return Conversation.objects.create(
         inbox=inbox,
         contact=contact,
         subject=subject,
         thread_token=new_thread_token(),
         created_at=now,
         last_activity_at=now,
+        message_count=1,
+        preview=preview[:PREVIEW_LENGTH],
     )
-    ConversationEvent.objects.create(conversation=conversation, kind=ConversationEvent.Kind.CREATED, created_at=now)
-    return conversation
 
 
 def _contact_for(parsed: ParsedMessage) -> Contact | None:
@@ -249,11 +283,10 @@ def _contact_for(parsed: ParsedMessage) -> Contact | None:
         return Contact.objects.get(email=sender.address)
 
 
-def _store_parsed(conversation: Conversation, parsed: ParsedMessage, inbound: InboundMail, now: datetime) -> Message:
+def _store_parsed(
+    conversation: Conversation, parsed: ParsedMessage, raw_blob: str, raw_size: int, preview: str, now: datetime
+) -> Message:
     safe = sanitize_html(parsed.html_body) if parsed.html_body else None
-    body_preview = parsed.text_body or (
-        f"(only headers could be read: {parsed.body_error})" if parsed.body_error else ""
-    )
     message = Message.objects.create(
         conversation=conversation,
         kind=MessageKind.INBOUND,
@@ -272,12 +305,14 @@ def _store_parsed(conversation: Conversation, parsed: ParsedMessage, inbound: In
         text_body=parsed.text_body,
         html_body=safe.html if safe else "",
         has_remote_images=bool(safe and safe.has_remote_images),
-        preview=preview_of(body_preview),
-        raw_blob=inbound.raw_blob,
-        raw_size=inbound.raw_size,
+        preview=preview,
+        raw_blob=raw_blob,
+        raw_size=raw_size,
         problems=list(parsed.problems),
         body_error=parsed.body_error,
     )
+    if not parsed.attachments:
+        return message
     store = blob_store()
     Attachment.objects.bulk_create(
         [

@@ -214,7 +214,7 @@ class Message(models.Model):
     html_body = models.TextField(blank=True)
     has_remote_images = models.BooleanField(default=False)
     preview = models.CharField(max_length=300, blank=True)
-    raw_blob = models.CharField(max_length=32, blank=True)
+    raw_blob = models.CharField(max_length=40, blank=True)
     raw_size = models.PositiveBigIntegerField(default=0)
     problems = models.JSONField(default=list)
     body_error = models.TextField(blank=True)
@@ -234,7 +234,7 @@ class Attachment(models.Model):
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=127)
     size = models.PositiveBigIntegerField()
-    blob = models.CharField(max_length=32)
+    blob = models.CharField(max_length=40)
     content_id = models.CharField(max_length=300, blank=True)
     is_inline = models.BooleanField(default=False)
 
@@ -254,7 +254,7 @@ class InboundMail(models.Model):
     inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="inbound_mail")
     digest = models.BinaryField(max_length=32)
     source = models.CharField(max_length=10, choices=Source.choices)
-    raw_blob = models.CharField(max_length=32, blank=True)
+    raw_blob = models.CharField(max_length=40, blank=True)
     raw_size = models.PositiveBigIntegerField(default=0)
     imap_uidvalidity = models.BigIntegerField(null=True, blank=True)
     imap_uid = models.BigIntegerField(null=True, blank=True)
@@ -279,7 +279,6 @@ class ConversationEvent(models.Model):
     """A change shown in the conversation's timeline (assignment, status, tags)."""
 
     class Kind(models.TextChoices):
-        CREATED = "created"
         ASSIGNED = "assigned"
         UNASSIGNED = "unassigned"
         STATUS = "status"
@@ -314,7 +313,7 @@ class OutboxItem(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     envelope_from = models.CharField(max_length=254)
     recipients = models.JSONField(default=list)
-    mime_blob = models.CharField(max_length=32)
+    mime_blob = models.CharField(max_length=40)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from strongroom.blobstore import blob_store
+from strongroom.blobs.store import blob_store
 from strongroom.inboxes.models import ConversationEvent, OutboxItem
 from strongroom.mail import smtp
 from strongroom.mail.errors import MailConnectionError, describe

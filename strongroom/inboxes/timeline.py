@@ -49,7 +49,7 @@ def timeline_of(conversation: Conversation) -> list[Entry]:
         .prefetch_related("attachments")
         .order_by("created_at", "id")
     )
-    events = conversation.events.select_related("actor").exclude(kind=ConversationEvent.Kind.CREATED)
+    events = conversation.events.select_related("actor")
     entries = [Entry(at=m.created_at, message=m) for m in messages]
     entries += [Entry(at=e.created_at, event=e) for e in events]
     entries.sort(key=lambda e: (e.at, 0 if e.message else 1))

@@ -18,7 +18,7 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from strongroom.blobstore import blob_store
+from strongroom.blobs.store import blob_store
 from strongroom.defense.html import embed_inline_images
 from strongroom.errors import Invalid
 from strongroom.identity.models import User

@@ -2,7 +2,9 @@
 
 Unknown recipients are refused at RCPT, so the sending server bounces the message and it is
 not lost. Accepted bytes are handed to `accept` (which stores them durably) before the 250
-answer; if that fails, a 451 makes the sender retry later.
+answer; if that fails, a 451 makes the sender retry later. The Received: trace header goes
+with the envelope, apart from the content, so that a retried delivery of the same message is
+recognised as the same bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class IntakeEnvelope:
     peer: str
     helo: str
     tls: bool
+    trace: bytes = b""  # our Received: header, to prepend to the content when it is stored
 
 
 class IntakeHandler:

@@ -28,6 +28,7 @@ import nh3
 MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,500}>")
 CONTENT_TYPE_LINE_RE = re.compile(rb"(?im)^content-type[ \t]*:")
 UTF8_SEQUENCE_RE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+SURROGATE_RE = re.compile("[\udc80-\udcff]")
 BOUNDARY_LINE_RE = re.compile(rb"(?m)^--[^\s-]")
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 # ASCII and C1 controls, Unicode line and paragraph separators, and bidirectional overrides
@@ -162,7 +163,7 @@ def decode_bytes(data: bytes, charset: str | None, problems: list[str]) -> str:
 
 def _unescape_raw(value: str) -> str:
     """Recover 8-bit header bytes that the compat32 parser kept as surrogate escapes."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not SURROGATE_RE.search(value):
         return value
     return _utf8_or_cp1252(value.encode("ascii", "surrogateescape"))
 

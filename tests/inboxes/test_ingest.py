@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.blobstore import blob_store
+from strongroom.blobs.store import blob_store
 from strongroom.inboxes import actions
 from strongroom.inboxes.ingest import ingest_raw, process_inbound, receive_raw
 from strongroom.inboxes.models import Conversation, InboundMail, Message, Status
