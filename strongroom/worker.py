@@ -30,7 +30,7 @@ from strongroom.crypto import random_token
 from strongroom.inboxes import ingest, outbox
 from strongroom.inboxes.fetch import fetch_inbox, open_mailbox
 from strongroom.inboxes.models import InboundMail, Inbox, MailboxState
-from strongroom.mail.errors import describe
+from strongroom.mail.errors import MailConnectionError, describe
 from strongroom.mail.imap import ImapMailbox
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,16 @@ class MailboxWatcher(threading.Thread):
         self.inbox_id = inbox_id
         self.owner = owner
         self.stop = stop
+        self.mailbox: ImapMailbox | None = None
+
+    def interrupt(self) -> None:
+        """Wake the thread from IDLE at once (called after `stop` is set)."""
+        mailbox = self.mailbox
+        if mailbox is not None:
+            try:
+                mailbox.client.socket().shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError, MailConnectionError):
+                pass
 
     def run(self) -> None:
         delay = 5.0
@@ -137,9 +147,12 @@ class MailboxWatcher(threading.Thread):
                     return
                 try:
                     with open_mailbox(inbox) as mailbox:
+                        self.mailbox = mailbox
                         delay = 5.0
                         self._serve(inbox, mailbox)
                 except Exception as exc:  # noqa: BLE001 - record, wait, reconnect
+                    if self.stop.is_set():
+                        return
                     endpoint = inbox.imap_endpoint()
                     where = f"the IMAP server {endpoint.host}:{endpoint.port}" if endpoint else "the IMAP server"
                     message = describe(exc, where)
@@ -151,6 +164,7 @@ class MailboxWatcher(threading.Thread):
                     self.stop.wait(delay)
                     delay = min(delay * 2, 300.0)
         finally:
+            self.mailbox = None
             connection.close()
 
     def _serve(self, inbox: Inbox, mailbox: ImapMailbox) -> None:
@@ -200,6 +214,8 @@ class Sweeper(threading.Thread):
                     log.exception("sweep failed")
                 self.stop.wait(SWEEP_SECONDS)
         finally:
+            for watcher in self.watchers.values():
+                watcher.interrupt()
             connection.close()
 
     def reconcile_watchers(self) -> None:
