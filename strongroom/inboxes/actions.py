@@ -83,6 +83,37 @@ class MailSettings:
 
 
 def _apply_mail_settings(inbox: Inbox, settings: MailSettings) -> None:
+    old_imap, old_smtp, old_ca = inbox.imap_endpoint(), inbox.smtp_endpoint(), inbox.ca_file
+    _set_endpoints(inbox, settings)
+    if inbox.ca_file != old_ca:
+        # Trusting another CA is talking to another server, as far as a saved password goes.
+        old_imap = old_smtp = None
+    # A saved password is only ever used with the server it was saved for: someone who may
+    # edit the inbox but not read its passwords must not be able to point the inbox at a server
+    # of their own and have Strongroom log in there with the saved password.
+    if inbox.imap_password_sealed and not settings.imap_password and not same_server(old_imap, inbox.imap_endpoint()):
+        raise Invalid("the IMAP server or user changed: enter the IMAP password again")
+    if inbox.smtp_password_sealed and not settings.smtp_password and not same_server(old_smtp, inbox.smtp_endpoint()):
+        raise Invalid("the SMTP server or user changed: enter the SMTP password again")
+    if settings.imap_password:
+        inbox.imap_password_sealed = inbox.seal_password("imap", settings.imap_password)
+    if settings.smtp_password:
+        inbox.smtp_password_sealed = inbox.seal_password("smtp", settings.smtp_password)
+
+
+def same_server(saved: MailEndpoint | None, new: MailEndpoint | None) -> bool:
+    """Is `new` the server (and account) a saved password belongs to?"""
+    if saved is None or new is None:
+        return saved is None and new is None
+    return (saved.security, saved.host.lower(), saved.port, saved.username) == (
+        new.security,
+        new.host.lower(),
+        new.port,
+        new.username,
+    )
+
+
+def _set_endpoints(inbox: Inbox, settings: MailSettings) -> None:
     if settings.imap_url is not None:
         if settings.imap_url.strip():
             imap = parse_mail_url(settings.imap_url, "imap")
@@ -101,10 +132,6 @@ def _apply_mail_settings(inbox: Inbox, settings: MailSettings) -> None:
             inbox.smtp_security = inbox.smtp_host = inbox.smtp_username = ""
             inbox.smtp_port = None
             inbox.smtp_password_sealed = None
-    if settings.imap_password:
-        inbox.imap_password_sealed = inbox.seal_password("imap", settings.imap_password)
-    if settings.smtp_password:
-        inbox.smtp_password_sealed = inbox.seal_password("smtp", settings.smtp_password)
     if settings.imap_move_to is not None:
         inbox.imap_move_to = settings.imap_move_to.strip()
     if settings.ca_file is not None:
@@ -119,14 +146,29 @@ def _apply_mail_settings(inbox: Inbox, settings: MailSettings) -> None:
         inbox.ca_file = ca_file
 
 
-def create_inbox(*, actor: User | None, name: str, address: str, mail: MailSettings, signature: str = "") -> Inbox:
+def create_inbox(
+    *,
+    actor: User | None,
+    name: str,
+    address: str,
+    mail: MailSettings,
+    signature: str = "",
+    is_active: bool = True,
+    use_plus_reply_to: bool = False,
+) -> Inbox:
     """Create an inbox. `actor=None` is the command line run by the operator."""
     if actor is not None:
         _require_global(actor, Perm.MANAGE_INBOXES)
     name = name.strip()
     if not name:
         raise Invalid("an inbox needs a name")
-    inbox = Inbox(name=name[:100], address=_clean_address(address), signature=signature)
+    inbox = Inbox(
+        name=name[:100],
+        address=_clean_address(address),
+        signature=signature,
+        is_active=is_active,
+        use_plus_reply_to=use_plus_reply_to,
+    )
     _apply_mail_settings(inbox, mail)
     try:
         with transaction.atomic():

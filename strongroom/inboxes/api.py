@@ -1,6 +1,8 @@
-"""REST endpoints for inboxes, conversations and messages (mounted under /api/v1/)."""
+"""REST endpoints for inboxes, conversations and messages (mounted under /api/v1/).
 
-from __future__ import annotations
+No `from __future__ import annotations` here: django-ninja reads the annotations at runtime,
+and its paginator cannot resolve them as strings.
+"""
 
 import base64
 import binascii
@@ -288,7 +290,7 @@ def list_messages(request: HttpRequest, conversation_id: uuid.UUID) -> list[Mess
 
 
 @router.post("/conversations/{conversation_id}/reply", response={201: MessageOut})
-def reply(request: HttpRequest, conversation_id: uuid.UUID, payload: ReplyIn) -> tuple[int, MessageOut]:
+def reply(request: HttpRequest, conversation_id: uuid.UUID, payload: ReplyIn) -> MessageOut:
     """Queue a reply to the customer; the worker sends it (see `delivery` in the message)."""
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.REPLY)
     attachments = []
@@ -307,14 +309,14 @@ def reply(request: HttpRequest, conversation_id: uuid.UUID, payload: ReplyIn) ->
         status_after=payload.status_after,
     )
     message = Message.objects.select_related("author", "outbox").get(pk=message.pk)
-    return 201, _message(request, message)
+    return _message(request, message)  # 201: the only status this operation declares
 
 
 @router.post("/conversations/{conversation_id}/notes", response={201: MessageOut})
-def add_note(request: HttpRequest, conversation_id: uuid.UUID, payload: NoteIn) -> tuple[int, MessageOut]:
+def add_note(request: HttpRequest, conversation_id: uuid.UUID, payload: NoteIn) -> MessageOut:
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.NOTE)
     note = actions.add_note(conversation, actor=_me(request), body=payload.body)
-    return 201, _message(request, note)
+    return _message(request, note)
 
 
 @router.post("/conversations/{conversation_id}/assign", response=ConversationOut)

@@ -72,6 +72,8 @@ def inbox_create(request: HttpRequest) -> HttpResponse:
                 address=form.cleaned_data["address"],
                 mail=_mail_settings(form),
                 signature=form.cleaned_data["signature"],
+                is_active=form.cleaned_data["is_active"],
+                use_plus_reply_to=form.cleaned_data["use_plus_reply_to"],
             )
         except (Invalid, Conflict) as exc:
             form.add_error(None, str(exc))
@@ -162,6 +164,16 @@ def inbox_test(request: HttpRequest, inbox_id: str) -> HttpResponse:
                 endpoint = parse_mail_url(url, which)  # type: ignore[arg-type]
             except Invalid as exc:
                 probes.append((label, ProbeReport(endpoint=url, error=str(exc))))
+                continue
+            saved = inbox.imap_endpoint() if which == "imap" else inbox.smtp_endpoint()
+            if not password and (not actions.same_server(saved, endpoint) or (ca_file or "") != inbox.ca_file):
+                # The saved password belongs to the saved server only (see actions.same_server).
+                probes.append(
+                    (
+                        label,
+                        ProbeReport(endpoint=endpoint.url(), error="Enter the password to test a new server or user."),
+                    )
+                )
                 continue
             probes.append((label, probe(endpoint, password or inbox.mail_password(which), ca_file=ca_file)))
     template = "inboxes/manage/_probes.html" if request.headers.get("HX-Request") else None
