@@ -294,6 +294,8 @@ def cmd_inbox_test(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from strongroom.identity import actions
 
+    if args.expires_days < 0:
+        raise CommandError("--expires-days must be 0 (no expiry) or a number of days")
     _prepare()
     expires = timedelta(days=args.expires_days) if args.expires_days else None
     issued = actions.create_api_token(user=_user(args.user), name=args.name, expires_in=expires)

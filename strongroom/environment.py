@@ -89,6 +89,12 @@ def ensure_private_dir(path: Path) -> Path:
         ) from None
     if not os.access(path, os.W_OK):
         raise ConfigError(f"The data directory {path} is not writable by this user.")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"The data directory {path} can be read by other users (mode {mode:o}); it holds the "
+            f"database and keys. Fix it with: chmod 700 {path}"
+        )
     return path
 
 

@@ -71,7 +71,10 @@ def _hash_secret(secret: str) -> bytes:
 
 
 def create_api_token(*, user: User, name: str, expires_in: timedelta | None) -> IssuedToken:
-    """Issue a bearer token for `user`. The returned secret is the only copy."""
+    """Issue a bearer token for `user`. The returned secret is the only copy. Raises Invalid
+    for an expiry in the past."""
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise Invalid("a token must expire in the future, or never")
     key_id = random_token(5)
     secret = random_token(20)
     token = ApiToken.objects.create(

@@ -25,18 +25,21 @@ class ConversationQuery:
     assignee: uuid.UUID | None = None
 
 
-def conversations_for(user: User, query: ConversationQuery) -> QuerySet[Conversation]:
+def conversations_for(user: User, query: ConversationQuery, *, inbox: Inbox | None = None) -> QuerySet[Conversation]:
     """Conversations `user` may see that match `query`, newest activity first.
 
     An inbox, tag or assignee the person may not see simply matches nothing: the answer is
-    the same as for one that does not exist.
+    the same as for one that does not exist. `inbox`, when given, is `query.inbox` already
+    loaded (by id, the list is read straight off the (inbox, activity) index).
     """
     conversations = conversations_visible_to(user, Perm.VIEW)
     if query.view == "mine":
         conversations = conversations.filter(assignee=user)
     elif query.view == "unassigned":
         conversations = conversations.filter(assignee__isnull=True)
-    if query.inbox:
+    if inbox is not None:
+        conversations = conversations.filter(inbox_id=inbox.pk)
+    elif query.inbox:
         conversations = conversations.filter(inbox__public_id=query.inbox)
     if query.status:
         conversations = conversations.filter(status=query.status)
@@ -56,6 +59,9 @@ def conversations_for(user: User, query: ConversationQuery) -> QuerySet[Conversa
     )
 
 
+COUNT_CAP = 1000  # counts above this show as "999+": counting a huge queue exactly costs a scan
+
+
 @dataclass(frozen=True)
 class Sidebar:
     inboxes: list[Inbox]
@@ -64,17 +70,26 @@ class Sidebar:
     all_open: int
 
 
+def capped_count(queryset: QuerySet[Conversation]) -> int:
+    """The number of rows, or COUNT_CAP when there are at least that many."""
+    return queryset.values("pk")[:COUNT_CAP].count()
+
+
 def sidebar_for(user: User) -> Sidebar:
     """The inboxes a person may see, with open counts, and the counts of their views."""
-    inboxes = list(
-        inboxes_visible_to(user, Perm.VIEW)
-        .annotate(open_count=Count("conversations", filter=Q(conversations__status=Status.OPEN)))
-        .order_by("name")
+    inboxes = list(inboxes_visible_to(user, Perm.VIEW).order_by("name"))
+    open_counts = dict(
+        Conversation.objects.filter(inbox__in=[i.pk for i in inboxes], status=Status.OPEN)
+        .values("inbox")
+        .annotate(n=Count("pk"))
+        .values_list("inbox", "n")
     )
+    for inbox in inboxes:
+        inbox.open_count = open_counts.get(inbox.pk, 0)  # type: ignore[attr-defined]
     open_conversations = conversations_visible_to(user, Perm.VIEW).filter(status=Status.OPEN)
     return Sidebar(
         inboxes=inboxes,
-        mine=open_conversations.filter(assignee=user).count(),
-        unassigned=open_conversations.filter(assignee__isnull=True).count(),
-        all_open=sum(i.open_count for i in inboxes),
+        mine=capped_count(open_conversations.filter(assignee=user)),
+        unassigned=capped_count(open_conversations.filter(assignee__isnull=True)),
+        all_open=sum(open_counts.values()),
     )

@@ -172,11 +172,14 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        # Every list is "newest activity first, then newest id": each index ends with both, so
+        # a page is read straight off an index, never sorted.
         indexes = [
-            models.Index(fields=["inbox", "-last_activity_at"], name="conv_inbox_recent"),
-            models.Index(fields=["inbox", "status", "-last_activity_at"], name="conv_inbox_status_recent"),
-            models.Index(fields=["assignee", "status", "-last_activity_at"], name="conv_assignee_recent"),
-            models.Index(fields=["-last_activity_at"], name="conv_recent"),
+            models.Index(fields=["inbox", "-last_activity_at", "-id"], name="conv_inbox_recent"),
+            models.Index(fields=["inbox", "status", "-last_activity_at", "-id"], name="conv_inbox_status_recent"),
+            models.Index(fields=["assignee", "status", "-last_activity_at", "-id"], name="conv_assignee_recent"),
+            models.Index(fields=["-last_activity_at", "-id"], name="conv_recent"),
+            models.Index(fields=["status", "-last_activity_at", "-id"], name="conv_status_recent"),
         ]
 
     def __str__(self) -> str:

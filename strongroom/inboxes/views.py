@@ -54,15 +54,17 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         tag=request.GET.get("tag", "")[:50],
         q=request.GET.get("q", "")[:200],
     )
-    # Pages are counted by looking one row ahead, not with COUNT(*) over every conversation.
+    # The current inbox comes from the sidebar: an inbox the person may not see is not found
+    # there, and then the list is empty, exactly as for an inbox that does not exist.
+    sidebar = sidebar_for(request.user)  # type: ignore[arg-type]
+    inbox = next((i for i in sidebar.inboxes if i.public_id == query.inbox), None) if query.inbox else None
     page_number = max(1, min(_int(request.GET.get("page"), 1), 10_000))
     start = (page_number - 1) * PAGE_SIZE
-    rows = list(conversations_for(request.user, query)[start : start + PAGE_SIZE + 1])  # type: ignore[arg-type]
+    # Pages are counted by looking one row ahead, not with COUNT(*) over every conversation.
+    rows = list(conversations_for(request.user, query, inbox=inbox)[start : start + PAGE_SIZE + 1])  # type: ignore[arg-type]
     has_next = len(rows) > PAGE_SIZE
-    inbox = None
-    if query.inbox:
-        inbox = next((i for i in sidebar_for(request.user).inboxes if i.public_id == query.inbox), None)  # type: ignore[arg-type]
-    request.session[LIST_URL_KEY] = request.get_full_path()
+    if request.session.get(LIST_URL_KEY) != request.get_full_path():
+        request.session[LIST_URL_KEY] = request.get_full_path()  # "back to the list" returns here
     params = {k: v for k, v in request.GET.items() if k != "page"}
     title = {"mine": "Mine", "unassigned": "Unassigned", "all": inbox.name if inbox else "All inboxes"}[view]
     tags = list(Tag.objects.filter(inbox=inbox).values_list("name", flat=True)) if inbox else []
@@ -70,6 +72,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         request,
         "inboxes/list.html",
         dict(
+            sidebar=sidebar,
             nav=str(inbox.public_id) if inbox else view,
             conversations=rows[:PAGE_SIZE],
             query=query,

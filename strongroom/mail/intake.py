@@ -80,9 +80,10 @@ class IntakeHandler:
             peer=peer,
             helo=helo,
             tls=tls,
+            trace=trace,
         )
         try:
-            await asyncio.to_thread(self.accept, meta, trace + content)
+            await asyncio.to_thread(self.accept, meta, content)
         except Exception:  # noqa: BLE001 - the sender keeps the message and retries
             log.exception("storing an accepted message failed")
             return "451 4.3.0 Temporary failure, please try again later"

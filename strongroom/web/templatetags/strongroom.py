@@ -50,3 +50,11 @@ def filesize(value: int) -> str:
 @register.filter
 def addresses(pairs: list[list[str]]) -> str:
     return ", ".join(f"{name} <{address}>" if name else address for name, address in pairs or [])
+
+
+@register.filter
+def count(value: int) -> str:
+    """A sidebar count: 999+ from the cap on (see inboxes.listing.COUNT_CAP)."""
+    from strongroom.inboxes.listing import COUNT_CAP
+
+    return f"{COUNT_CAP - 1}+" if value >= COUNT_CAP else str(value)
