@@ -9,9 +9,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from strongroom.errors import Invalid
 from strongroom.identity.actions import create_api_token, revoke_api_token
-from strongroom.identity.models import User
+from strongroom.identity.models import ApiToken, User
 from strongroom.inboxes import actions
 from strongroom.inboxes.ingest import ingest_raw
 from strongroom.inboxes.models import Attachment, Conversation, ConversationEvent, Message, MessageKind, OutboxItem
@@ -117,11 +119,17 @@ def test_request_with_a_revoked_token_is_401(api, agent):
 
 
 def test_request_with_an_expired_token_is_401(api, agent):
-    issued = create_api_token(user=agent, name="t", expires_in=timedelta(seconds=-1))
+    issued = create_api_token(user=agent, name="t", expires_in=timedelta(days=1))
+    ApiToken.objects.filter(pk=issued.token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     response = api.get(f"{API}/inboxes", headers={"Authorization": f"Bearer {issued.secret}"})
 
     assert response.status_code == 401
+
+
+def test_a_token_cannot_be_issued_already_expired(agent):
+    with pytest.raises(Invalid):
+        create_api_token(user=agent, name="t", expires_in=timedelta(seconds=-1))
 
 
 def test_request_of_a_deactivated_person_is_401(api, agent):

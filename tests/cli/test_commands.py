@@ -1,7 +1,5 @@
 """The management commands of `strongroom`, run in-process against the test database."""
 
-import pytest
-
 from strongroom.demo.certs import make_certificates
 from strongroom.identity.actions import user_for_api_token
 from strongroom.identity.models import ApiToken, User

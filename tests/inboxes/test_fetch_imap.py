@@ -34,6 +34,10 @@ MALFORMED = [
 
 
 def _update(inbox, **mail):
+    # Changing the server or the CA means typing the password again (a saved one never goes
+    # to another server), as an admin would.
+    mail.setdefault("imap_password", inbox.mail_password("imap"))
+    mail.setdefault("smtp_password", inbox.mail_password("smtp"))
     actions._apply_mail_settings(inbox, actions.MailSettings(**mail))
     inbox.save()
     MailboxState.objects.filter(inbox=inbox).update(uidvalidity=0, last_uid=0)

@@ -6,6 +6,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -21,6 +22,25 @@ from strongroom.inboxes.models import OutboxItem
 from tests.conftest import make_mail
 from tests.services.ports import free_port
 from tests.services.smtp import SmtpService
+
+
+def _reconfigure(inbox, owner, mail):
+    """Change the inbox's mail settings, typing the passwords again as an admin would."""
+    mail = replace(
+        mail,
+        smtp_password=mail.smtp_password or inbox.mail_password("smtp"),
+        imap_password=mail.imap_password or inbox.mail_password("imap"),
+    )
+    return actions.update_inbox(
+        inbox,
+        actor=owner,
+        name=inbox.name,
+        address=inbox.address,
+        signature="",
+        use_plus_reply_to=False,
+        is_active=True,
+        mail=mail,
+    )
 
 
 @pytest.fixture
@@ -75,16 +95,7 @@ def test_reply_reaches_the_smtp_peer_with_threading_headers(owner, customer_conv
 
 def test_reply_over_implicit_tls_is_delivered(owner, customer_conversation, smtp_server, test_certs):
     inbox = customer_conversation.inbox
-    actions.update_inbox(
-        inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(smtp_url=smtp_server.tls_url.replace("127.0.0.1", "localhost")),
-    )
+    _reconfigure(inbox, owner, actions.MailSettings(smtp_url=smtp_server.tls_url.replace("127.0.0.1", "localhost")))
     customer_conversation.refresh_from_db()
     reply = actions.reply_to_conversation(customer_conversation, actor=owner, body="over SMTPS")
 
@@ -97,15 +108,10 @@ def test_reply_over_implicit_tls_is_delivered(owner, customer_conversation, smtp
 def test_smtp_down_reply_stays_queued_and_goes_out_when_back(owner, customer_conversation, service_dir, test_certs):
     peer = SmtpService(service_dir / f"smtp-down-{time.monotonic_ns()}", test_certs)
     inbox = customer_conversation.inbox
-    actions.update_inbox(
+    _reconfigure(
         inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(
+        owner,
+        actions.MailSettings(
             smtp_url=f"smtp+starttls://{peer.username}@localhost:{peer.port}", smtp_password=peer.password
         ),
     )
@@ -134,16 +140,7 @@ def test_smtp_down_reply_stays_queued_and_goes_out_when_back(owner, customer_con
 def test_untrusted_certificate_is_refused_and_said_in_plain_words(owner, customer_conversation, tmp_path):
     other_ca = make_certificates(tmp_path / "other", label="Someone else")
     inbox = customer_conversation.inbox
-    actions.update_inbox(
-        inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(ca_file=str(other_ca.ca)),
-    )
+    _reconfigure(inbox, owner, actions.MailSettings(ca_file=str(other_ca.ca)))
     customer_conversation.refresh_from_db()
     reply = actions.reply_to_conversation(customer_conversation, actor=owner, body="must not leave")
 
@@ -161,15 +158,8 @@ def test_certificate_for_another_host_name_is_refused(owner, customer_conversati
     )
     peer.start()
     inbox = customer_conversation.inbox
-    actions.update_inbox(
-        inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(smtp_url=f"smtp+starttls://127.0.0.1:{port}", ca_file=str(foreign.ca)),
+    _reconfigure(
+        inbox, owner, actions.MailSettings(smtp_url=f"smtp+starttls://127.0.0.1:{port}", ca_file=str(foreign.ca))
     )
     customer_conversation.refresh_from_db()
     reply = actions.reply_to_conversation(customer_conversation, actor=owner, body="must not leave")
@@ -186,15 +176,10 @@ def test_certificate_for_another_host_name_is_refused(owner, customer_conversati
 def test_server_without_starttls_never_receives_the_password_or_the_message(owner, customer_conversation):
     server = _PlaintextSmtpServer()
     inbox = customer_conversation.inbox
-    actions.update_inbox(
+    _reconfigure(
         inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(smtp_url=f"smtp+starttls://user@127.0.0.1:{server.port}", smtp_password="s3cret-pw"),
+        owner,
+        actions.MailSettings(smtp_url=f"smtp+starttls://user@127.0.0.1:{server.port}", smtp_password="s3cret-pw"),
     )
     customer_conversation.refresh_from_db()
     reply = actions.reply_to_conversation(customer_conversation, actor=owner, body="must not leave")
@@ -219,16 +204,7 @@ def test_recipient_refused_for_good_fails_the_reply_visibly(owner, customer_conv
     )
     peer.start()
     inbox = customer_conversation.inbox
-    actions.update_inbox(
-        inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(smtp_url=f"smtp+starttls://localhost:{port}"),
-    )
+    _reconfigure(inbox, owner, actions.MailSettings(smtp_url=f"smtp+starttls://localhost:{port}"))
     customer_conversation.refresh_from_db()
     reply = actions.reply_to_conversation(customer_conversation, actor=owner, body="to nobody")
 
@@ -244,16 +220,7 @@ def test_recipient_refused_for_good_fails_the_reply_visibly(owner, customer_conv
 
 def test_reply_that_keeps_failing_is_given_up_and_can_be_sent_again(owner, customer_conversation):
     inbox = customer_conversation.inbox
-    actions.update_inbox(
-        inbox,
-        actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
-        mail=actions.MailSettings(smtp_url=f"smtp+starttls://localhost:{free_port()}"),
-    )
+    _reconfigure(inbox, owner, actions.MailSettings(smtp_url=f"smtp+starttls://localhost:{free_port()}"))
     customer_conversation.refresh_from_db()
     reply = actions.reply_to_conversation(customer_conversation, actor=owner, body="retry me")
     OutboxItem.objects.filter(pk=reply.outbox.pk).update(give_up_at=timezone.now() - timedelta(seconds=1))
