@@ -63,12 +63,8 @@ def file_waiting_inbound(*, older_than: timedelta = timedelta(0)) -> int:
     )
     filed = 0
     for inbound_id in list(ids[:1000]):
-        try:
-            if ingest.process_inbound(inbound_id) is not None:
-                filed += 1
-        except Exception:  # noqa: BLE001 - one bad receipt must not block the others
-            log.exception("filing inbound mail %s failed", inbound_id)
-            InboundMail.objects.filter(pk=inbound_id).update(last_error="filing failed; see the worker log")
+        if ingest.retry_filing(inbound_id) is not None:  # one bad receipt never blocks the others
+            filed += 1
     return filed
 
 

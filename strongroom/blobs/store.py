@@ -29,6 +29,7 @@ class BlobNotFound(Exception):
 
 class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
+    def put_many(self, items: list[bytes]) -> list[str]: ...
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
 
@@ -44,13 +45,22 @@ class HybridBlobStore:
         return self.root / key[1:3] / key[3:5] / key[1:]
 
     def put(self, data: bytes) -> str:
+        return self.put_many([data])[0]
+
+    def put_many(self, items: list[bytes]) -> list[str]:
+        """Store several blobs (the small ones with one insert); keys in the same order."""
         from strongroom.blobs.models import Blob
 
-        if len(data) <= self.inline_limit:
-            key = "d" + secrets.token_hex(16)
-            Blob.objects.create(key=key, data=data)
-            return key
-        key = "f" + secrets.token_hex(16)
+        keys = [("d" if len(data) <= self.inline_limit else "f") + secrets.token_hex(16) for data in items]
+        inline = [Blob(key=key, data=data) for key, data in zip(keys, items, strict=True) if key[0] == "d"]
+        if inline:
+            Blob.objects.bulk_create(inline)
+        for key, data in zip(keys, items, strict=True):
+            if key[0] == "f":
+                self._write_file(key, data)
+        return keys
+
+    def _write_file(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = path.with_name(f".{key}.tmp")
@@ -69,7 +79,6 @@ class HybridBlobStore:
             os.fsync(directory)
         finally:
             os.close(directory)
-        return key
 
     def get(self, key: str) -> bytes:
         from strongroom.blobs.models import Blob

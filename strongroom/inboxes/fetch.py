@@ -16,16 +16,16 @@ last one seen. A changed UIDVALIDITY starts over with the unread messages.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from strongroom.crypto import keyed_digest
-from strongroom.inboxes.ingest import ingest_raw
+from strongroom.inboxes.ingest import Incoming, ingest_batch, ingest_raw
 from strongroom.inboxes.models import InboundMail, Inbox, MailboxState
 from strongroom.mail.errors import describe
 from strongroom.mail.imap import ImapMailbox
@@ -34,6 +34,8 @@ from strongroom.mail.parse import MailLimits
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=90)
 MARK_BATCH = 25
+BATCH = 25  # messages per transaction
+BATCH_BYTES = 16 * 1024 * 1024  # or fewer, when they are large
 
 
 @dataclass
@@ -157,25 +159,45 @@ def sync_mailbox(inbox: Inbox, mailbox: ImapMailbox, report: FetchReport, *, own
     limit = MailLimits.from_settings().max_message_bytes
     sizes = mailbox.sizes(uids)
     oversize = [uid for uid in uids if sizes.get(uid, 0) > limit]
-    wanted = [uid for uid in uids if uid not in set(oversize)]
-    pending: list[int] = []
+    wanted = [uid for uid in uids if sizes.get(uid, 0) <= limit]
+
+    def advance(items: Sequence[Incoming]) -> None:
+        if not first_sync:
+            MailboxState.objects.filter(pk=state.pk, last_uid__lt=items[-1].imap_uid).update(
+                last_uid=items[-1].imap_uid
+            )
+
+    batch: list[Incoming] = []
+    batch_bytes = 0
     for uid, raw in mailbox.fetch(wanted):
-        with transaction.atomic():
-            ingest_raw(inbox, raw, source=InboundMail.Source.IMAP, imap_uidvalidity=validity, imap_uid=uid)
-            if not first_sync:
-                MailboxState.objects.filter(pk=state.pk, last_uid__lt=uid).update(last_uid=uid)
-        report.fetched += 1
-        pending.append(uid)
-        if len(pending) >= MARK_BATCH:
-            _mark(inbox, mailbox, pending)
-            pending = []
-            renew_lease(inbox, owner)
-    _mark(inbox, mailbox, pending)
+        batch.append(Incoming(raw, uid))
+        batch_bytes += len(raw)
+        if len(batch) >= BATCH or batch_bytes >= BATCH_BYTES:
+            _file_and_mark(inbox, mailbox, batch, validity, advance, owner)
+            report.fetched += len(batch)
+            batch, batch_bytes = [], 0
+    if batch:
+        _file_and_mark(inbox, mailbox, batch, validity, advance, owner)
+        report.fetched += len(batch)
     for uid in oversize:
         _file_oversize(inbox, validity, uid, sizes[uid], limit)
         report.oversize.append(uid)
     if first_sync or oversize:
         MailboxState.objects.filter(pk=state.pk).update(uidvalidity=validity, last_uid=max([high_water, *uids]))
+
+
+def _file_and_mark(
+    inbox: Inbox,
+    mailbox: ImapMailbox,
+    batch: list[Incoming],
+    validity: int,
+    advance: Callable[[Sequence[Incoming]], None],
+    owner: str,
+) -> None:
+    """Commit a batch (messages and the new last UID together), and only then mark it on the server."""
+    ingest_batch(inbox, batch, source=InboundMail.Source.IMAP, imap_uidvalidity=validity, then=advance)
+    _mark(inbox, mailbox, [item.imap_uid for item in batch if item.imap_uid is not None])
+    renew_lease(inbox, owner)
 
 
 def _file_oversize(inbox: Inbox, validity: int, uid: int, size: int, limit: int) -> None:

@@ -16,10 +16,11 @@ conversation and the mailbox's last UID commit together.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -42,6 +43,7 @@ from strongroom.mail.threading import new_thread_token, token_in_plus_address, t
 
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 200
+FILING_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -122,38 +124,167 @@ def ingest_raw(
     digest: bytes | None = None,
     oversize_note: str = "",
 ) -> Message | None:
-    """Receive and file `raw` in one transaction (the IMAP fetcher's path). Idempotent: bytes
-    already received in this inbox return the message they became."""
+    """Receive and file `raw` in one transaction (or savepoint). Idempotent: bytes already
+    received in this inbox return the message they became."""
     digest = digest or raw_digest(raw)
-    with transaction.atomic():
-        known = InboundMail.objects.filter(inbox=inbox, digest=digest).values_list("pk", "state", "message_id")[:1]
-        if known:
-            inbound_id, state, message_id = known[0]
-            if state == InboundMail.State.PROCESSED:
-                return Message.objects.filter(pk=message_id).first()
-            return process_inbound(inbound_id)
+    try:
+        with transaction.atomic():
+            known = InboundMail.objects.filter(inbox=inbox, digest=digest).values_list("pk", "state", "message_id")[:1]
+            if known:
+                inbound_id, state, message_id = known[0]
+                if state == InboundMail.State.PROCESSED:
+                    return Message.objects.filter(pk=message_id).first()
+                return process_inbound(inbound_id)
+            blob = blob_store().put(raw) if raw else ""
+            message = file_message(inbox, raw, raw_blob=blob, oversize_note=oversize_note)
+            InboundMail.objects.create(
+                inbox=inbox,
+                digest=digest,
+                source=source,
+                raw_blob=blob,
+                raw_size=len(raw),
+                imap_uidvalidity=imap_uidvalidity,
+                imap_uid=imap_uid,
+                state=InboundMail.State.PROCESSED,
+                message=message,
+                processed_at=message.created_at,
+                attempts=1,
+                is_marked_on_server=bool(oversize_note),
+            )
+            return message
+    except IntegrityError:
+        # The same bytes were filed by someone else a moment ago: use theirs.
+        return InboundMail.objects.select_related("message").get(inbox=inbox, digest=digest).message
+
+
+@dataclass(frozen=True)
+class Incoming:
+    raw: bytes
+    imap_uid: int | None = None
+
+
+def ingest_batch(
+    inbox: Inbox,
+    items: Sequence[Incoming],
+    *,
+    source: str,
+    imap_uidvalidity: int | None = None,
+    then: Callable[[Sequence[Incoming]], None] | None = None,
+) -> None:
+    """File several messages in one transaction, then call `then` inside it (the fetcher
+    advances the folder's last UID there). What can be done for the whole batch at once is:
+    one query finds the bytes already received, one resolves the senders, one inserts the raw
+    messages, one the receipts; only the conversations and messages go one by one, because a
+    message may answer the one before it.
+
+    If the batch fails for any reason, its messages are filed again one transaction each, so
+    that one message that breaks something never takes the others down with it.
+    """
+    try:
+        with transaction.atomic():
+            _file_batch(inbox, items, source=source, imap_uidvalidity=imap_uidvalidity)
+            if then is not None:
+                then(items)
+        return
+    except Exception:  # noqa: BLE001 - fall back to one message per transaction
+        log.warning(
+            "filing a batch of %s messages for %s failed; filing them one by one",
+            len(items),
+            inbox.address,
+            exc_info=True,
+        )
+    for item in items:
         try:
             with transaction.atomic():
-                blob = blob_store().put(raw) if raw else ""
-                message = file_message(inbox, raw, raw_blob=blob, oversize_note=oversize_note)
-                InboundMail.objects.create(
-                    inbox=inbox,
-                    digest=digest,
-                    source=source,
-                    raw_blob=blob,
-                    raw_size=len(raw),
-                    imap_uidvalidity=imap_uidvalidity,
-                    imap_uid=imap_uid,
-                    state=InboundMail.State.PROCESSED,
-                    message=message,
-                    processed_at=message.created_at,
-                    attempts=1,
-                    is_marked_on_server=bool(oversize_note),
+                ingest_raw(inbox, item.raw, source=source, imap_uidvalidity=imap_uidvalidity, imap_uid=item.imap_uid)
+                if then is not None:
+                    then([item])
+        except DatabaseError:
+            raise  # the database itself fails: stop here, the next run starts again from this message
+        except Exception:  # noqa: BLE001 - a bug must not lose the message: keep it, retry it later
+            log.exception("filing a message for %s failed; it is kept and will be tried again", inbox.address)
+            with transaction.atomic():
+                receipt = receive_raw(
+                    inbox, item.raw, source=source, imap_uidvalidity=imap_uidvalidity, imap_uid=item.imap_uid
                 )
-        except IntegrityError:
-            # The same bytes were filed by someone else a moment ago: use theirs.
-            return InboundMail.objects.select_related("message").get(inbox=inbox, digest=digest).message
+                InboundMail.objects.filter(pk=receipt.inbound.pk).update(
+                    attempts=F("attempts") + 1, last_error="filing failed; see the worker log"
+                )
+                if then is not None:
+                    then([item])
+
+
+def retry_filing(inbound_id: int) -> Message | None:
+    """File a received message again after a failure. After FILING_ATTEMPTS failures it is
+    filed as unreadable (visible, with its raw source) instead of being retried for ever."""
+    try:
+        return process_inbound(inbound_id)
+    except DatabaseError:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("filing inbound mail %s failed", inbound_id)
+    with transaction.atomic():
+        inbound = InboundMail.objects.select_for_update().select_related("inbox").get(pk=inbound_id)
+        inbound.attempts += 1
+        inbound.last_error = "filing failed; see the worker log"
+        if inbound.attempts < FILING_ATTEMPTS:
+            inbound.save(update_fields=["attempts", "last_error"])
+            return None
+        message = file_parsed(
+            inbound.inbox,
+            None,
+            "Strongroom could not file this message because of an internal error (logged)",
+            raw_blob=inbound.raw_blob,
+            raw_size=inbound.raw_size,
+            contacts={},
+        )
+        inbound.state, inbound.message, inbound.processed_at = InboundMail.State.PROCESSED, message, message.created_at
+        inbound.save(update_fields=["attempts", "last_error", "state", "message", "processed_at"])
         return message
+
+
+def _file_batch(inbox: Inbox, items: Sequence[Incoming], *, source: str, imap_uidvalidity: int | None) -> None:
+    digests = [raw_digest(item.raw) for item in items]
+    known = {
+        bytes(d) for d in InboundMail.objects.filter(inbox=inbox, digest__in=digests).values_list("digest", flat=True)
+    }
+    fresh: list[tuple[Incoming, bytes]] = []
+    for item, digest in zip(items, digests, strict=True):
+        if digest not in known:
+            known.add(digest)  # the same bytes twice in one batch are filed once
+            fresh.append((item, digest))
+    readings = [read(item.raw) for item, _ in fresh]
+    contacts = contacts_for([parsed for parsed, _ in readings if parsed is not None])
+    keys = blob_store().put_many([item.raw for item, _ in fresh])
+    receipts = []
+    for (item, digest), (parsed, failure), key in zip(fresh, readings, keys, strict=True):
+        message = file_parsed(inbox, parsed, failure, raw_blob=key, raw_size=len(item.raw), contacts=contacts)
+        receipts.append(
+            InboundMail(
+                inbox=inbox,
+                digest=digest,
+                source=source,
+                raw_blob=key,
+                raw_size=len(item.raw),
+                imap_uidvalidity=imap_uidvalidity,
+                imap_uid=item.imap_uid,
+                state=InboundMail.State.PROCESSED,
+                message=message,
+                processed_at=message.created_at,
+                attempts=1,
+            )
+        )
+    InboundMail.objects.bulk_create(receipts)
+
+
+def read(raw: bytes, oversize_note: str = "") -> tuple[ParsedMessage | None, str]:
+    """Parse under the configured limits: (message, "") or (None, why it cannot be read)."""
+    if oversize_note:
+        return None, oversize_note
+    try:
+        return parse_message(raw, MailLimits.from_settings()), ""
+    except ParseFailure as exc:
+        return None, str(exc)
 
 
 def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str = "") -> Message:
@@ -162,15 +293,22 @@ def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str 
     Runs inside the caller's transaction. Never raises for what is in the bytes: a message
     that cannot be parsed becomes a conversation that shows why, with its raw source.
     """
-    now = timezone.now()
-    try:
-        if oversize_note:
-            raise ParseFailure(oversize_note)
-        parsed: ParsedMessage | None = parse_message(raw, MailLimits.from_settings())
-        failure = ""
-    except ParseFailure as exc:
-        parsed, failure = None, str(exc)
+    parsed, failure = read(raw, oversize_note)
+    contacts = contacts_for([parsed] if parsed else [])
+    return file_parsed(inbox, parsed, failure, raw_blob=raw_blob, raw_size=len(raw), contacts=contacts)
 
+
+def file_parsed(
+    inbox: Inbox,
+    parsed: ParsedMessage | None,
+    failure: str,
+    *,
+    raw_blob: str,
+    raw_size: int,
+    contacts: dict[str, Contact],
+) -> Message:
+    """Store a read message (or the reason it could not be read) in its conversation."""
+    now = timezone.now()
     if parsed is None:
         preview = "This message could not be read: " + failure
         conversation = _new_conversation(inbox, None, "(unreadable message)", now, preview)
@@ -179,12 +317,12 @@ def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str 
             kind=MessageKind.INBOUND,
             created_at=now,
             raw_blob=raw_blob,
-            raw_size=len(raw),
+            raw_size=raw_size,
             body_error=failure,
             preview=preview[:PREVIEW_LENGTH],
         )
     else:
-        contact = _contact_for(parsed)
+        contact = contacts.get(parsed.sender.address) if parsed.sender else None
         conversation = find_conversation(inbox, parsed)
         body_preview = preview_of(
             parsed.text_body or (f"(only headers could be read: {parsed.body_error})" if parsed.body_error else "")
@@ -193,7 +331,7 @@ def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str 
             conversation = _new_conversation(inbox, contact, parsed.subject, now, body_preview)
         else:
             _continue_conversation(conversation, now, body_preview)
-        message = _store_parsed(conversation, parsed, raw_blob, len(raw), body_preview, now)
+        message = _store_parsed(conversation, parsed, raw_blob, raw_size, body_preview, now)
     log.info(
         "message filed inbox=%s conversation=%s message=%s parsed=%s",
         inbox.public_id,
@@ -266,21 +404,22 @@ def _new_conversation(inbox: Inbox, contact: Contact | None, subject: str, now: 
     )
 
 
-def _contact_for(parsed: ParsedMessage) -> Contact | None:
-    sender = parsed.sender
-    if sender is None:
-        return None
-    contact = Contact.objects.filter(email=sender.address).first()
-    if contact is not None:
-        if sender.name and not contact.name:
-            Contact.objects.filter(pk=contact.pk).update(name=sender.name)
-            contact.name = sender.name
-        return contact
-    try:
-        with transaction.atomic():
-            return Contact.objects.create(email=sender.address, name=sender.name)
-    except IntegrityError:
-        return Contact.objects.get(email=sender.address)
+def contacts_for(messages: Sequence[ParsedMessage]) -> dict[str, Contact]:
+    """The contacts of these messages' senders by address, created where new: a few queries
+    for any number of messages, and no savepoint (a concurrent insert is simply ignored)."""
+    names = {m.sender.address: m.sender.name for m in messages if m.sender}
+    if not names:
+        return {}
+    found = {c.email: c for c in Contact.objects.filter(email__in=list(names))}
+    missing = [Contact(email=address, name=names[address]) for address in names if address not in found]
+    if missing:
+        Contact.objects.bulk_create(missing, ignore_conflicts=True)
+        found.update({c.email: c for c in Contact.objects.filter(email__in=[c.email for c in missing])})
+    for address, contact in found.items():
+        if names[address] and not contact.name:
+            Contact.objects.filter(pk=contact.pk, name="").update(name=names[address])
+            contact.name = names[address]
+    return found
 
 
 def _store_parsed(
@@ -313,7 +452,7 @@ def _store_parsed(
     )
     if not parsed.attachments:
         return message
-    store = blob_store()
+    keys = blob_store().put_many([a.content for a in parsed.attachments])
     Attachment.objects.bulk_create(
         [
             Attachment(
@@ -321,11 +460,11 @@ def _store_parsed(
                 filename=a.filename,
                 content_type=a.content_type[:127],
                 size=len(a.content),
-                blob=store.put(a.content),
+                blob=key,
                 content_id=a.content_id,
                 is_inline=a.is_inline,
             )
-            for a in parsed.attachments
+            for a, key in zip(parsed.attachments, keys, strict=True)
         ]
     )
     return message

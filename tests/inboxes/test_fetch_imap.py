@@ -340,3 +340,38 @@ class _PlaintextImapServer:
     def stop(self) -> None:
         self.sock.close()
         self.thread.join(timeout=5)
+
+
+def test_a_message_that_breaks_filing_is_kept_retried_and_finally_shown(
+    mail_inbox, dovecot_server, imap_account, monkeypatch
+):
+    from strongroom.inboxes import ingest
+    from strongroom.worker import file_waiting_inbound
+
+    real_file_parsed = ingest.file_parsed
+
+    def broken_for_poison(inbox, parsed, failure, **kwargs):
+        if parsed is not None and parsed.subject == "poison":
+            raise RuntimeError("a bug in filing")
+        return real_file_parsed(inbox, parsed, failure, **kwargs)
+
+    monkeypatch.setattr(ingest, "file_parsed", broken_for_poison)
+    for subject in ("before", "poison", "after"):
+        dovecot_server.append(imap_account, make_mail(subject=subject, to=imap_account.username))
+
+    report = fetch_inbox(mail_inbox, owner="test")
+    kept = InboundMail.objects.get(inbox=mail_inbox, state="received")
+    for _ in range(3):
+        InboundMail.objects.filter(pk=kept.pk).update(received_at=kept.received_at - timedelta(minutes=5))
+        file_waiting_inbound(older_than=timedelta(seconds=30))
+
+    assert report.error == ""
+    assert sorted(Conversation.objects.filter(inbox=mail_inbox).values_list("subject", flat=True)) == [
+        "(unreadable message)",
+        "after",
+        "before",
+    ]
+    kept.refresh_from_db()
+    assert kept.state == "processed"
+    assert "internal error" in kept.message.body_error
+    assert all(b"\\Seen" in flags for flags in dovecot_server.flags(imap_account).values())
