@@ -42,6 +42,26 @@ def test_idle_watcher_files_new_mail_within_seconds(mail_inbox, dovecot_server, 
     assert not watcher.is_alive()
 
 
+def test_without_idle_the_watcher_polls(mail_inbox, dovecot_server, imap_account, settings, monkeypatch):
+    from strongroom.mail.imap import ImapMailbox
+
+    monkeypatch.setattr(ImapMailbox, "has_idle", property(lambda self: False))
+    settings.IMAP_POLL_SECONDS = 1
+    stop = threading.Event()
+    watcher = worker.MailboxWatcher(mail_inbox.pk, "poll-test", stop)
+    watcher.start()
+    try:
+        assert _wait_for(lambda: MailboxState.objects.get(inbox=mail_inbox).last_success_at is not None)
+
+        dovecot_server.append(imap_account, make_mail(subject="Found by polling", to=imap_account.username))
+
+        assert _wait_for(lambda: Conversation.objects.filter(inbox=mail_inbox, subject="Found by polling").exists(), 15)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert MailboxState.objects.get(inbox=mail_inbox).has_idle is False
+
+
 def test_sweeper_sends_a_queued_reply_and_starts_watchers(mail_inbox, dovecot_server, imap_account, smtp_server):
     agent = actions.add_member(actor=None, inbox=mail_inbox, user=_person(), role="agent").user
     dovecot_server.append(imap_account, make_mail(subject="Hello", to=imap_account.username))

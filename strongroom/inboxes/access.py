@@ -33,9 +33,19 @@ def roles_with(perm: Perm) -> list[str]:
 
 
 def role_in(user: User, inbox: Inbox) -> str | None:
+    """The person's role in the inbox, or None. Remembered on the user object, which lives
+    for one request, so a page asks the database once per inbox."""
     if not _is_active(user):
         return None
-    return Membership.objects.filter(inbox=inbox, user=user).values_list("role", flat=True).first()
+    memo: dict[int, str | None] = user.__dict__.setdefault("_strongroom_roles", {})
+    if inbox.pk not in memo:
+        memo[inbox.pk] = Membership.objects.filter(inbox=inbox, user=user).values_list("role", flat=True).first()
+    return memo[inbox.pk]
+
+
+def forget_roles(user: User) -> None:
+    """Drop what role_in remembered (after the person's memberships changed)."""
+    user.__dict__.pop("_strongroom_roles", None)
 
 
 def _configures_every_inbox(user: User, perm: Perm) -> bool:

@@ -214,6 +214,21 @@ def update_inbox(
     return inbox
 
 
+def configure_mail(inbox: Inbox, *, actor: User | None, mail: MailSettings) -> Inbox:
+    """Change only the mail servers, passwords and CA of an inbox (same rules as update_inbox).
+    `actor=None` is the operator's command line."""
+    if actor is not None:
+        _require(actor, Perm.MANAGE_INBOX, inbox)
+    with transaction.atomic():
+        inbox = Inbox.objects.select_for_update().get(pk=inbox.pk)
+        old_imap = inbox.imap_endpoint()
+        _apply_mail_settings(inbox, mail)
+        inbox.save()
+        if _mailbox_identity(old_imap) != _mailbox_identity(inbox.imap_endpoint()):
+            MailboxState.objects.filter(inbox=inbox).update(uidvalidity=0, last_uid=0, last_error="")
+    return inbox
+
+
 def _mailbox_identity(endpoint: MailEndpoint | None) -> tuple[str, ...] | None:
     if endpoint is None:
         return None
@@ -229,6 +244,7 @@ def add_member(*, actor: User | None, inbox: Inbox, user: User, role: str = DEFA
     if not user.is_active:
         raise Invalid(f"{user.email} is deactivated")
     membership, _ = Membership.objects.update_or_create(inbox=inbox, user=user, defaults={"role": role})
+    access.forget_roles(user)
     return membership
 
 
@@ -239,6 +255,7 @@ def remove_member(*, actor: User | None, inbox: Inbox, user: User) -> None:
         Membership.objects.filter(inbox=inbox, user=user).delete()
         # Someone who left the inbox keeps nothing of it, not even assignments.
         Conversation.objects.filter(inbox=inbox, assignee=user).update(assignee=None)
+    access.forget_roles(user)
 
 
 # --- conversations ---------------------------------------------------------------------------
@@ -346,14 +363,21 @@ class ReplyAttachment:
     content: bytes
 
 
-def _reply_target(conversation: Conversation) -> tuple[Message | None, list[Address]]:
-    """The message being answered and who gets the answer (its Reply-To, else its sender)."""
-    last_inbound = (
-        conversation.messages.filter(kind=MessageKind.INBOUND)
-        .exclude(sender_address="")
-        .order_by("-created_at", "-id")
-        .first()
-    )
+def _reply_target(
+    conversation: Conversation, messages: Sequence[Message] | None = None
+) -> tuple[Message | None, list[Address]]:
+    """The message being answered and who gets the answer (its Reply-To, else its sender).
+    `messages`, when given, are the conversation's messages already loaded, oldest first."""
+    if messages is not None:
+        received = [m for m in messages if m.kind == MessageKind.INBOUND and m.sender_address]
+        last_inbound = received[-1] if received else None
+    else:
+        last_inbound = (
+            conversation.messages.filter(kind=MessageKind.INBOUND)
+            .exclude(sender_address="")
+            .order_by("-created_at", "-id")
+            .first()
+        )
     if last_inbound is not None:
         reply_to = [Address(n, a) for n, a in last_inbound.reply_to_addresses]
         return last_inbound, reply_to or [Address(last_inbound.sender_name, last_inbound.sender_address)]
@@ -362,9 +386,9 @@ def _reply_target(conversation: Conversation) -> tuple[Message | None, list[Addr
     return None, []
 
 
-def default_cc(conversation: Conversation) -> list[str]:
+def default_cc(conversation: Conversation, messages: Sequence[Message] | None = None) -> list[str]:
     """Who was copied on the last received message, minus the inbox itself."""
-    last_inbound, recipients = _reply_target(conversation)
+    last_inbound, recipients = _reply_target(conversation, messages)
     if last_inbound is None:
         return []
     skip = {conversation.inbox.address.lower(), *(a.address for a in recipients)}

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -74,6 +75,8 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         dict(
             sidebar=sidebar,
             nav=str(inbox.public_id) if inbox else view,
+            not_in_inbox=inbox is None,
+            show_status=status == "any",
             conversations=rows[:PAGE_SIZE],
             query=query,
             status=status,
@@ -134,16 +137,22 @@ def _conversation_page(
             .select_related("inbox")
             .order_by("-last_activity_at")[:10]
         )
-    initial_cc = ", ".join(actions.default_cc(conversation))
+    timeline = timeline_of(conversation)
+    initial_cc = ", ".join(actions.default_cc(conversation, [e.message for e in timeline if e.message]))
+    inbox_tags = list(
+        Tag.objects.filter(inbox=conversation.inbox)
+        .annotate(on=Exists(Conversation.tags.through.objects.filter(tag=OuterRef("pk"), conversation=conversation)))
+        .values_list("name", "on")
+    )
     return render(
         request,
         "inboxes/conversation.html",
         dict(
             nav=str(conversation.inbox.public_id),
             conversation=conversation,
-            timeline=timeline_of(conversation),
-            tags=list(conversation.tags.values_list("name", flat=True)),
-            inbox_tags=list(Tag.objects.filter(inbox=conversation.inbox).values_list("name", flat=True)),
+            timeline=timeline,
+            tags=[name for name, on in inbox_tags if on],
+            inbox_tags=[name for name, _ in inbox_tags],
             perms={p.name: p in perms for p in Perm},
             members=[m.user for m in members],
             history=history,

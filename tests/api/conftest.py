@@ -43,14 +43,9 @@ def bearer(db: None) -> Callable[[User], dict[str, str]]:
 @pytest.fixture
 def inbox_a_sends(inbox_a: Inbox, admin: User) -> Inbox:
     """Inbox A with an outgoing mail server, so that replies can be queued."""
-    return actions.update_inbox(
+    return actions.configure_mail(
         inbox_a,
         actor=admin,
-        name=inbox_a.name,
-        address=inbox_a.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
         mail=actions.MailSettings(smtp_url="smtp+starttls://u@localhost:2525", smtp_password="x"),
     )
 

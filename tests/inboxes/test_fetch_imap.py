@@ -38,10 +38,7 @@ def _update(inbox, **mail):
     # to another server), as an admin would.
     mail.setdefault("imap_password", inbox.mail_password("imap"))
     mail.setdefault("smtp_password", inbox.mail_password("smtp"))
-    actions._apply_mail_settings(inbox, actions.MailSettings(**mail))
-    inbox.save()
-    MailboxState.objects.filter(inbox=inbox).update(uidvalidity=0, last_uid=0)
-    return inbox
+    return actions.configure_mail(inbox, actor=None, mail=actions.MailSettings(**mail))
 
 
 def test_new_mail_becomes_conversations_and_is_flagged_seen_after_commit(mail_inbox, dovecot_server, imap_account):

@@ -19,14 +19,9 @@ def owner(make_user, inbox_a):
 
 @pytest.fixture
 def configured(inbox_a, owner, tmp_path):
-    actions.update_inbox(
+    actions.configure_mail(
         inbox_a,
         actor=owner,
-        name=inbox_a.name,
-        address=inbox_a.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
         mail=actions.MailSettings(
             imap_url="imaps://support@imap.a.example:993/INBOX",
             imap_password="imap-secret-1",
@@ -39,14 +34,9 @@ def configured(inbox_a, owner, tmp_path):
 
 
 def _update(inbox, owner, **mail):
-    return actions.update_inbox(
+    return actions.configure_mail(
         inbox,
         actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
         mail=actions.MailSettings(**mail),
     )
 

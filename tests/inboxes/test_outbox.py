@@ -31,14 +31,9 @@ def _reconfigure(inbox, owner, mail):
         smtp_password=mail.smtp_password or inbox.mail_password("smtp"),
         imap_password=mail.imap_password or inbox.mail_password("imap"),
     )
-    return actions.update_inbox(
+    return actions.configure_mail(
         inbox,
         actor=owner,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
         mail=mail,
     )
 

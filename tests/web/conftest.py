@@ -19,14 +19,9 @@ ATTACHMENT_BYTES = b"order 77: 2 x 49.00 EUR\n"
 
 
 def configure_smtp(inbox: Inbox, *, actor: User) -> Inbox:
-    return actions.update_inbox(
+    return actions.configure_mail(
         inbox,
         actor=actor,
-        name=inbox.name,
-        address=inbox.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
         mail=SMTP_SETTINGS,
     )
 

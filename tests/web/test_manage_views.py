@@ -21,14 +21,9 @@ SMTP_URL = "smtp+starttls://support@smtp.a.example:587"
 @pytest.fixture
 def secured_inbox(inbox_a: Inbox, admin: User) -> Inbox:
     """Inbox A with saved IMAP and SMTP passwords."""
-    return actions.update_inbox(
+    return actions.configure_mail(
         inbox_a,
         actor=admin,
-        name=inbox_a.name,
-        address=inbox_a.address,
-        signature="",
-        use_plus_reply_to=False,
-        is_active=True,
         mail=actions.MailSettings(
             imap_url=IMAP_URL, imap_password=IMAP_PASSWORD, smtp_url=SMTP_URL, smtp_password=SMTP_PASSWORD
         ),
