@@ -38,7 +38,9 @@ def _update(inbox, **mail):
     # to another server), as an admin would.
     mail.setdefault("imap_password", inbox.mail_password("imap"))
     mail.setdefault("smtp_password", inbox.mail_password("smtp"))
-    return actions.configure_mail(inbox, actor=None, mail=actions.MailSettings(**mail))
+    actions.configure_mail(inbox, actor=None, mail=actions.MailSettings(**mail))
+    inbox.refresh_from_db()  # the tests go on with this object
+    return inbox
 
 
 def test_new_mail_becomes_conversations_and_is_flagged_seen_after_commit(mail_inbox, dovecot_server, imap_account):
