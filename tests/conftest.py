@@ -38,6 +38,26 @@ def missing(component: str) -> None:
     pytest.skip(message)
 
 
+# --- database --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
+    """pytest-django's test database, and at the end, before it is dropped, the end of any
+    connection still open on it on PostgreSQL: the browser tests' live server answers requests
+    in threads of its own, and one of them may still hold a connection."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 # --- people and inboxes ----------------------------------------------------------------------
 
 
