@@ -23,6 +23,8 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        if request.user.is_authenticated if hasattr(request, "user") else False:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            # Pages with customer mail never land in a browser's or a proxy's cache.
             response.headers.setdefault("Cache-Control", "no-store")
         return response
