@@ -83,28 +83,29 @@ class MailSettings:
 
 
 def _apply_mail_settings(inbox: Inbox, settings: MailSettings) -> None:
-    old_imap, old_smtp, old_ca = inbox.imap_endpoint(), inbox.smtp_endpoint(), inbox.ca_file
+    saved = {"imap": inbox.imap_endpoint(), "smtp": inbox.smtp_endpoint()}
+    saved_ca = inbox.ca_file
     _set_endpoints(inbox, settings)
-    if inbox.ca_file != old_ca:
-        # Trusting another CA is talking to another server, as far as a saved password goes.
-        old_imap = old_smtp = None
-    # A saved password is only ever used with the server it was saved for: someone who may
-    # edit the inbox but not read its passwords must not be able to point the inbox at a server
-    # of their own and have Strongroom log in there with the saved password.
-    if inbox.imap_password_sealed and not settings.imap_password and not same_server(old_imap, inbox.imap_endpoint()):
-        raise Invalid("the IMAP server or user changed: enter the IMAP password again")
-    if inbox.smtp_password_sealed and not settings.smtp_password and not same_server(old_smtp, inbox.smtp_endpoint()):
-        raise Invalid("the SMTP server or user changed: enter the SMTP password again")
+    for which, new_password in (("imap", settings.imap_password), ("smtp", settings.smtp_password)):
+        sealed = inbox.imap_password_sealed if which == "imap" else inbox.smtp_password_sealed
+        new = inbox.imap_endpoint() if which == "imap" else inbox.smtp_endpoint()
+        if sealed and not new_password and not saved_password_fits(saved[which], saved_ca, new, inbox.ca_file):
+            raise Invalid(f"the {which.upper()} server, user or CA changed: enter the {which.upper()} password again")
     if settings.imap_password:
         inbox.imap_password_sealed = inbox.seal_password("imap", settings.imap_password)
     if settings.smtp_password:
         inbox.smtp_password_sealed = inbox.seal_password("smtp", settings.smtp_password)
 
 
-def same_server(saved: MailEndpoint | None, new: MailEndpoint | None) -> bool:
-    """Is `new` the server (and account) a saved password belongs to?"""
-    if saved is None or new is None:
-        return saved is None and new is None
+def saved_password_fits(saved: MailEndpoint | None, saved_ca: str, new: MailEndpoint | None, new_ca: str) -> bool:
+    """May a password saved for `saved` (trusting `saved_ca`) be used to log in to `new`
+    (trusting `new_ca`)? Only when it is the same server, port, security and account, trusted
+    the same way. Someone who may edit an inbox but not read its passwords must not be able to
+    point it at a server of their own (or trust another CA) and have Strongroom log in there
+    with the saved password. The one place for this rule: saving settings and "test
+    connection" both ask it."""
+    if saved is None or new is None or (saved_ca or "") != (new_ca or ""):
+        return False
     return (saved.security, saved.host.lower(), saved.port, saved.username) == (
         new.security,
         new.host.lower(),

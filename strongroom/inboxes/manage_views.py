@@ -166,8 +166,7 @@ def inbox_test(request: HttpRequest, inbox_id: str) -> HttpResponse:
                 probes.append((label, ProbeReport(endpoint=url, error=str(exc))))
                 continue
             saved = inbox.imap_endpoint() if which == "imap" else inbox.smtp_endpoint()
-            if not password and (not actions.same_server(saved, endpoint) or (ca_file or "") != inbox.ca_file):
-                # The saved password belongs to the saved server only (see actions.same_server).
+            if not password and not actions.saved_password_fits(saved, inbox.ca_file, endpoint, ca_file or ""):
                 probes.append(
                     (
                         label,
