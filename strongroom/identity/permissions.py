@@ -101,7 +101,3 @@ def has_global_perm(user: User, perm: Perm) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return perm in GLOBAL_ROLES[global_role_of(user)]
-
-
-def role_grants(role: str, perm: Perm) -> bool:
-    return perm in INBOX_ROLES.get(role, frozenset())

@@ -130,11 +130,6 @@ def _sidebar_counts(inbox_ids: list[int], user: User) -> tuple[dict[int, int], i
     return counts, found.get(-1, 0), found.get(-2, 0)
 
 
-def open_counts(inbox_ids: list[int]) -> dict[int, int]:
-    """Open conversations per inbox, capped at COUNT_CAP each."""
-    return _sidebar_counts(inbox_ids, User(pk=0))[0]
-
-
 def sidebar_for(user: User) -> Sidebar:
     """The inboxes a person may see, with open counts, and the counts of their views."""
     inboxes = list(inboxes_visible_to(user, Perm.VIEW).order_by("name"))

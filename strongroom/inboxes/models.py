@@ -226,10 +226,6 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["message_id_digest"], name="message_id_digest_idx")]
 
-    @property
-    def is_note(self) -> bool:
-        return self.kind == MessageKind.NOTE
-
 
 class Attachment(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from strongroom.inboxes.models import Conversation, ConversationEvent, Message, MessageKind
+from strongroom.inboxes.models import Conversation, ConversationEvent, Message
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,3 @@ def timeline_of(conversation: Conversation) -> list[Entry]:
     entries += [Entry(at=e.created_at, event=e) for e in events]
     entries.sort(key=lambda e: (e.at, 0 if e.message else 1))
     return entries
-
-
-def is_customer_message(message: Message) -> bool:
-    return message.kind == MessageKind.INBOUND

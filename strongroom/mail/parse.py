@@ -63,9 +63,6 @@ class Address:
     name: str
     address: str
 
-    def formatted(self) -> str:
-        return f"{self.name} <{self.address}>" if self.name else self.address
-
 
 @dataclass(frozen=True)
 class ParsedAttachment:
