@@ -8,6 +8,8 @@
     strongroom member add|remove    inbox memberships
     strongroom inbox create|list|test
     strongroom token create         API tokens
+    strongroom audit verify|prove|checkpoint|checkpoints|export|prune|hold|release
+                                    the tamper-evident audit trail (docs/audit.md)
     strongroom manage ...           Django's management commands
 
 Configuration comes from STRONGROOM_* environment variables (docs/configuration.md). A wrong
@@ -387,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--user", required=True)
     sub.add_argument("--name", default="API token")
     sub.add_argument("--expires-days", type=int, default=90, help="0 for no expiry (default 90)")
+
+    from strongroom.audit.commands import add_parsers as add_audit_parsers
+
+    add_audit_parsers(add)
     return parser
 
 

@@ -109,6 +109,39 @@ if SMTP_INTAKE and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}", SMTP
 if bool(SMTP_INTAKE_TLS_CERT) != bool(SMTP_INTAKE_TLS_KEY):
     raise ConfigError("Set both STRONGROOM_SMTP_INTAKE_TLS_CERT and STRONGROOM_SMTP_INTAKE_TLS_KEY, or neither.")
 
+# --- audit (docs/audit.md) -------------------------------------------------------------------
+AUDIT_CHECKPOINT_SECONDS = env_int("STRONGROOM_AUDIT_CHECKPOINT_SECONDS", 300, minimum=5)
+AUDIT_RETENTION_DAYS = env_int("STRONGROOM_AUDIT_RETENTION_DAYS", 0, minimum=0)  # 0: keep every entry
+AUDIT_ARCHIVE_DIR = env_path("STRONGROOM_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive")
+# SIEM streaming: syslog (RFC 5424) over TLS (RFC 5425), tls://host:port; empty = off.
+AUDIT_SYSLOG = env_str("STRONGROOM_AUDIT_SYSLOG")
+AUDIT_SYSLOG_CA = env_str("STRONGROOM_AUDIT_SYSLOG_CA")  # empty: the system's trust store
+AUDIT_SYSLOG_CLIENT_CERT = env_str("STRONGROOM_AUDIT_SYSLOG_CLIENT_CERT")
+AUDIT_SYSLOG_CLIENT_KEY = env_str("STRONGROOM_AUDIT_SYSLOG_CLIENT_KEY")
+AUDIT_SYSLOG_HOSTNAME = env_str("STRONGROOM_AUDIT_SYSLOG_HOSTNAME", _public.hostname or "strongroom")
+if AUDIT_SYSLOG and not re.fullmatch(r"tls://(\[[0-9a-fA-F:]+\]|[\w.-]+):\d{1,5}", AUDIT_SYSLOG):
+    raise ConfigError(
+        f"STRONGROOM_AUDIT_SYSLOG={AUDIT_SYSLOG!r} must be tls://HOST:PORT (syslog over TLS, for example "
+        "tls://siem.example.com:6514); plain TCP or UDP would send the audit trail in clear."
+    )
+if bool(AUDIT_SYSLOG_CLIENT_CERT) != bool(AUDIT_SYSLOG_CLIENT_KEY):
+    raise ConfigError(
+        "Set both STRONGROOM_AUDIT_SYSLOG_CLIENT_CERT and STRONGROOM_AUDIT_SYSLOG_CLIENT_KEY, or neither."
+    )
+# Working hours for the off-hours rule: "HH:MM-HH:MM" on the listed ISO weekdays (1 = Monday).
+AUDIT_WORK_HOURS = env_str("STRONGROOM_AUDIT_WORK_HOURS", "07:00-20:00")
+AUDIT_WORK_DAYS = env_list("STRONGROOM_AUDIT_WORK_DAYS", ["1", "2", "3", "4", "5"])
+if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", AUDIT_WORK_HOURS):
+    raise ConfigError(f"STRONGROOM_AUDIT_WORK_HOURS={AUDIT_WORK_HOURS!r} must look like 08:00-18:00")
+if not AUDIT_WORK_DAYS or any(day not in {"1", "2", "3", "4", "5", "6", "7"} for day in AUDIT_WORK_DAYS):
+    raise ConfigError("STRONGROOM_AUDIT_WORK_DAYS must list ISO weekdays 1-7 separated by commas, e.g. 1,2,3,4,5")
+
+# Mail from Strongroom itself (security alerts): smtps:// or smtp+starttls://user@host:port.
+NOTIFY_SMTP = env_str("STRONGROOM_NOTIFY_SMTP")
+NOTIFY_SMTP_PASSWORD = env_secret("STRONGROOM_NOTIFY_SMTP_PASSWORD") or ""
+NOTIFY_SMTP_CA = env_str("STRONGROOM_NOTIFY_SMTP_CA")
+NOTIFY_FROM = env_str("STRONGROOM_NOTIFY_FROM", f"strongroom@{_public.hostname or 'localhost'}")
+
 # --- application ---------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -120,6 +153,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "allauth",
     "allauth.account",
+    "strongroom.audit",
     "strongroom.blobs",
     "strongroom.identity",
     "strongroom.inboxes",
@@ -136,6 +170,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "strongroom.audit.middleware.AuditContextMiddleware",
     "strongroom.identity.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -58,6 +58,35 @@ def django_db_setup(django_db_setup: None, django_db_blocker: object) -> Iterato
                 )
 
 
+@pytest.fixture(autouse=True)
+def _audit_tables_flushable(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests on a real transaction (live server, worker threads) end with pytest-django
+    emptying every table, which the audit triggers refuse. Drop them just before; the
+    post_migrate signal that follows the flush puts them back."""
+    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    from django.db import connection
+
+    drop_audit_triggers(connection)
+
+
+def drop_audit_triggers(connection: object) -> None:
+    from strongroom.audit.triggers import LOCKED_TABLES
+
+    with connection.cursor() as cursor:  # type: ignore[attr-defined]
+        if connection.vendor == "postgresql":  # type: ignore[attr-defined]
+            for table in ("audit_entry", *LOCKED_TABLES):
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        else:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'audit%'")
+            for (name,) in cursor.fetchall():
+                cursor.execute(f'DROP TRIGGER "{name}"')
+
+
 # --- people and inboxes ----------------------------------------------------------------------
 
 

@@ -7,12 +7,15 @@ OpenAPI: /api/v1/openapi.json.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
+from strongroom.audit import context as audit_context
+from strongroom.audit.middleware import source_for
 from strongroom.errors import Conflict, Invalid, NotAllowed, NotFound
 from strongroom.identity.actions import user_for_api_token
 
@@ -23,6 +26,8 @@ class BearerToken(HttpBearer):
         if found is None:
             return None
         request.user, request.api_token = found  # type: ignore[attr-defined]
+        # Entries recorded for this request name the person and the token they used.
+        audit_context.set_for_request(replace(source_for(request), token_id=found[1].key_id))
         return found[0]
 
 

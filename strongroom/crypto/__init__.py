@@ -11,6 +11,9 @@ Other code calls this small API:
   random nonce; `purpose` and `context` (table, column, row) are bound as associated data,
   so a ciphertext moved to another place does not open.
 
+- `generate_signing_key(key_id)` / `sign(...)` / `verify_signature(...)`: Ed25519 keys for
+  audit checkpoints; the private half is only ever stored sealed.
+
 Keys come from the key file (see keyfile.py). docs/encryption.md describes the formats.
 """
 
@@ -22,6 +25,7 @@ from strongroom.crypto.primitives import (
     random_token,
     seal,
 )
+from strongroom.crypto.signing import generate_signing_key, sign, verify_signature
 
 __all__ = [
     "SealError",
@@ -30,4 +34,7 @@ __all__ = [
     "open_sealed",
     "random_token",
     "seal",
+    "generate_signing_key",
+    "sign",
+    "verify_signature",
 ]

@@ -59,6 +59,10 @@ class User(AbstractBaseUser):
         parts = (self.name or self.email).replace("@", " ").replace(".", " ").split()
         return "".join(p[0] for p in parts[:2]).upper() or "?"
 
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("person", str(self.public_id))
+
 
 class ApiToken(models.Model):
     """A bearer token for the REST API. Only a SHA-256 of its secret is stored."""
@@ -75,3 +79,7 @@ class ApiToken(models.Model):
 
     def is_usable_at(self, now: timezone.datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("token", self.key_id)

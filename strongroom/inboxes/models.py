@@ -92,6 +92,14 @@ class Inbox(models.Model):
             return None
         return open_sealed(bytes(sealed), purpose="mail-password", context=self._password_context(which)).decode()
 
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("inbox", str(self.public_id))
+
+    @property
+    def audit_inbox(self) -> str:
+        return str(self.public_id)
+
 
 class MailboxState(models.Model):
     """Where fetching of an inbox's IMAP folder stands, and who is fetching it now."""
@@ -131,6 +139,10 @@ class Contact(models.Model):
     @property
     def display_name(self) -> str:
         return self.name or self.email
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("contact", str(self.public_id))
 
 
 class Tag(models.Model):
@@ -185,6 +197,14 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return self.subject or "(no subject)"
 
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("conversation", str(self.public_id))
+
+    @property
+    def audit_inbox(self) -> str:
+        return str(self.inbox.public_id)
+
 
 class MessageKind(models.TextChoices):
     INBOUND = "inbound", "Received"
@@ -226,6 +246,14 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["message_id_digest"], name="message_id_digest_idx")]
 
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("message", str(self.public_id))
+
+    @property
+    def audit_inbox(self) -> str:
+        return str(self.conversation.inbox.public_id)
+
 
 class Attachment(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -236,6 +264,14 @@ class Attachment(models.Model):
     blob = models.CharField(max_length=40)
     content_id = models.CharField(max_length=300, blank=True)
     is_inline = models.BooleanField(default=False)
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("attachment", str(self.public_id))
+
+    @property
+    def audit_inbox(self) -> str:
+        return str(self.message.conversation.inbox.public_id)
 
 
 class InboundMail(models.Model):

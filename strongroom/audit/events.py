@@ -1,0 +1,114 @@
+"""The catalogue of audit events: every code the log may hold, and the detail keys each may carry.
+
+Codes are dotted, lower case, stable and never reused (STYLE.md). `record()` refuses a code
+that is not listed here and a detail key the event does not declare, so personal data and
+content cannot slip into the log through a new call: a reviewer sees every field on this page.
+Detail values are ids, enums, counts and flags, never message content, secrets or passwords.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+class ActorKind(StrEnum):
+    PERSON = "person"  # a signed-in person, in the browser or through an API token (token_id set)
+    SYSTEM = "system"  # the installation itself: set-up, command line, migrations
+    WORKER = "worker"  # the background worker (actor_id is the worker id)
+    ANONYMOUS = "anonymous"  # nobody signed in (failed sign-in, denied anonymous request)
+
+
+@dataclass(frozen=True)
+class Event:
+    code: str
+    summary: str
+    details: frozenset[str] = frozenset()
+    is_read: bool = False  # a read of content (AUD-1): counted by the mass-viewing rule
+
+
+def _events(*events: Event) -> dict[str, Event]:
+    return {event.code: event for event in events}
+
+
+def _e(code: str, summary: str, *details: str, read: bool = False) -> Event:
+    return Event(code, summary, frozenset(details), read)
+
+
+EVENTS: dict[str, Event] = _events(
+    # --- sign-in and accounts -------------------------------------------------------------------
+    _e("auth.signin.succeeded", "Signed in", "method", "new_device"),
+    _e("auth.signin.failed", "Sign-in failed", "account", "reason"),
+    _e("auth.signout", "Signed out"),
+    _e("auth.password.changed", "Changed their password"),
+    _e("auth.mfa.reset", "Reset a person's second factor", "person"),
+    _e("user.created", "Created a person", "person", "global_role"),
+    _e("user.role.changed", "Changed a person's global role", "person", "from", "to"),
+    _e("user.deactivated", "Deactivated a person", "person"),
+    _e("people.viewed", "Opened the list of people", "count"),
+    _e("token.created", "Created an API token", "token", "expires_at"),
+    _e("token.revoked", "Revoked an API token", "token"),
+    _e("tokens.viewed", "Opened their API tokens", "count"),
+    # --- inboxes and members --------------------------------------------------------------------
+    _e("inbox.created", "Created an inbox"),
+    _e("inbox.updated", "Changed an inbox", "fields"),
+    _e("inbox.mail.configured", "Changed an inbox's mail connection", "fields"),
+    _e("inbox.connection.tested", "Tested an inbox's mail connection", "imap", "smtp"),
+    _e("inbox.settings.viewed", "Opened inbox settings", "count"),
+    _e("member.added", "Added a member to an inbox", "person", "role"),
+    _e("member.role.changed", "Changed a member's role", "person", "from", "to"),
+    _e("member.removed", "Removed a member from an inbox", "person", "role"),
+    # --- conversations: reads -------------------------------------------------------------------
+    _e("conversation.listed", "Listed conversations", "view", "status", "tag", "page", "count", read=True),
+    _e("conversation.searched", "Searched conversations", "page", "count", read=True),
+    _e("conversation.viewed", "Opened a conversation", "channel", read=True),
+    _e("conversation.messages.listed", "Read a conversation's messages", "channel", "count", read=True),
+    _e("message.html.viewed", "Opened a message's HTML", "remote_images", read=True),
+    _e("message.source.viewed", "Downloaded a message's source", read=True),
+    _e("attachment.downloaded", "Downloaded an attachment", "channel", read=True),
+    _e("contact.viewed", "Opened a contact", read=True),
+    _e("delivery.viewed", "Checked a reply's delivery", read=True),
+    # --- conversations: changes -----------------------------------------------------------------
+    _e("conversation.assigned", "Assigned a conversation", "from", "to"),
+    _e("conversation.status.changed", "Changed a conversation's status", "from", "to"),
+    _e("conversation.tagged", "Changed a conversation's tags", "added", "removed"),
+    _e("note.added", "Added a note", "message"),
+    _e("reply.queued", "Sent a reply", "message", "recipients", "attachments"),
+    _e("reply.retried", "Sent a failed reply again", "message"),
+    # --- mail -----------------------------------------------------------------------------------
+    _e("mail.ingested", "Received a message", "message", "source", "is_new_conversation"),
+    _e("mail.unreadable", "Kept a message that could not be filed", "receipt", "attempts"),
+    _e("mail.sent", "Delivered a reply", "message", "attempts"),
+    _e("mail.delivery.failed", "A reply could not be delivered", "message", "attempts", "permanent"),
+    _e("mail.fetch.failed", "Fetching mail failed", "error"),
+    # --- access ---------------------------------------------------------------------------------
+    _e("access.denied", "Was refused access", "status", "view", "method", "perm"),
+    # --- the audit log itself -------------------------------------------------------------------
+    _e("audit.viewed", "Opened the audit log", "count", "filters"),
+    _e("audit.exported", "Exported the audit log", "format", "count", "filters"),
+    _e("audit.checkpoint.created", "Signed a checkpoint", "size", "key"),
+    _e("audit.verified", "Verified the audit log", "size", "checkpoints"),
+    _e("audit.pruned", "Archived and pruned old entries", "first", "end", "archive"),
+    _e("audit.hold.placed", "Placed a legal hold", "hold"),
+    _e("audit.hold.released", "Released a legal hold", "hold"),
+    _e("audit.alert.raised", "Raised a security alert", "alert", "rule", "person", "count"),
+    _e("audit.alert.acknowledged", "Acknowledged a security alert", "alert", "rule"),
+    _e("audit.alerts.viewed", "Opened the security alerts", "count"),
+    _e("audit.rule.changed", "Changed a detection rule", "rule", "enabled", "threshold", "window_minutes"),
+    _e("audit.stream.failed", "Streaming to the SIEM failed", "error"),
+    # --- the worker -----------------------------------------------------------------------------
+    _e("worker.error", "The worker hit an error", "task", "error"),
+)
+
+
+def get_event(code: str) -> Event:
+    try:
+        return EVENTS[code]
+    except KeyError:
+        raise ValueError(f"{code!r} is not an audit event code (see strongroom/audit/events.py)") from None

@@ -1,0 +1,59 @@
+"""Sign-in, sign-out and failed sign-in, from Django's authentication signals.
+
+A failed sign-in names the account tried only as a keyed digest of the address typed (so the
+log holds no address, yet a burst against one account is visible), plus the person when the
+address belongs to one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+
+from strongroom import crypto
+from strongroom.audit import context
+from strongroom.audit.events import Outcome
+from strongroom.audit.log import record
+
+
+def account_digest(address: str) -> str:
+    return crypto.keyed_digest(address.strip().lower().encode(), purpose="audit-account").hex()[:24]
+
+
+def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    # The request's context was set before sign-in, as anonymous: name the person now.
+    source = context.current()
+    context.set_for_request(
+        context.Source(
+            actor_kind=context.ActorKind.PERSON,
+            actor_id=str(user.public_id),
+            ip=source.ip,
+            user_agent=source.user_agent,
+        )
+    )
+    record("auth.signin.succeeded", actor=user, target=user, details={"method": "password"})
+
+
+def _signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        record("auth.signout", actor=user, target=user)
+
+
+def _failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    address = str(credentials.get("email") or credentials.get("username") or "")
+    person = get_user_model().objects.filter(email__iexact=address.strip()).first() if address else None
+    record(
+        "auth.signin.failed",
+        actor=context.Source(actor_kind=context.ActorKind.ANONYMOUS),
+        target=person,
+        details={"account": account_digest(address), "reason": "credentials"},
+        outcome=Outcome.FAILED,
+    )
+
+
+def connect() -> None:
+    user_logged_in.connect(_signed_in, dispatch_uid="audit-signed-in")
+    user_logged_out.connect(_signed_out, dispatch_uid="audit-signed-out")
+    user_login_failed.connect(_failed, dispatch_uid="audit-signin-failed")
