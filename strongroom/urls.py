@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("strongroom.inboxes.urls")),
     path("", include("strongroom.identity.urls")),
+    path("", include("strongroom.audit.urls")),
 ]
 
 handler400 = errors.bad_request

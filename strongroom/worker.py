@@ -26,6 +26,9 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker as TaskRunner
 
+from strongroom import audit
+from strongroom.audit import context as audit_context
+from strongroom.audit.housekeeping import Housekeeping
 from strongroom.crypto import random_token
 from strongroom.inboxes import ingest, outbox
 from strongroom.inboxes.fetch import fetch_inbox, open_mailbox
@@ -85,6 +88,11 @@ def run_until_idle(worker_id: str | None = None) -> Summary:
     """Fetch every inbox once, file everything received, send the whole outbox, run queued
     tasks, then return. For cron jobs and scripts."""
     worker_id = worker_id or new_worker_id()
+    with audit_context.as_worker(worker_id):
+        return _run_until_idle(worker_id)
+
+
+def _run_until_idle(worker_id: str) -> Summary:
     summary = Summary()
     for inbox in imap_inboxes():
         report = fetch_inbox(inbox, owner=worker_id)
@@ -98,6 +106,8 @@ def run_until_idle(worker_id: str | None = None) -> Summary:
     summary.sent += sent
     summary.errors.extend(errors)
     _task_runner(worker_id, batch=True).run()
+    summary.errors.extend(f"audit job {name} failed (see the log)" for name in Housekeeping().run(force=True))
+    _close_siem_stream()
     return summary
 
 
@@ -134,6 +144,10 @@ class MailboxWatcher(threading.Thread):
                 pass
 
     def run(self) -> None:
+        with audit_context.as_worker(self.owner):
+            self._run()
+
+    def _run(self) -> None:
         delay = 5.0
         try:
             while not self.stop.is_set():
@@ -154,9 +168,14 @@ class MailboxWatcher(threading.Thread):
                     message = describe(exc, where)
                     log.warning("mailbox %s: %s (retrying in %.0f s)", inbox.address, message, delay)
                     now = timezone.now()
+                    was_failing = MailboxState.objects.filter(inbox_id=self.inbox_id).exclude(last_error="").exists()
                     MailboxState.objects.filter(inbox_id=self.inbox_id).update(
                         last_error=message, last_error_at=now, last_checked_at=now
                     )
+                    if not was_failing:  # once per outage, not once per retry
+                        audit.record(
+                            "mail.fetch.failed", target=inbox, details={"error": type(exc).__name__}, outcome="failed"
+                        )
                     self.stop.wait(delay)
                     delay = min(delay * 2, 300.0)
         finally:
@@ -196,7 +215,12 @@ class Sweeper(threading.Thread):
         self.watchers: dict[int, MailboxWatcher] = {}
 
     def run(self) -> None:
+        with audit_context.as_worker(self.owner):
+            self._run()
+
+    def _run(self) -> None:
         last_watcher_check = 0.0
+        housekeeping = Housekeeping()
         try:
             while not self.stop.is_set():
                 close_old_connections()
@@ -206,8 +230,10 @@ class Sweeper(threading.Thread):
                         last_watcher_check = time.monotonic()
                     send_due()
                     file_waiting_inbound(older_than=STUCK_INBOUND)
-                except Exception:  # noqa: BLE001 - the sweeper must keep going
+                    housekeeping.run()
+                except Exception as exc:  # noqa: BLE001 - the sweeper must keep going
                     log.exception("sweep failed")
+                    _record_worker_error("sweep", exc)
                 self.stop.wait(SWEEP_SECONDS)
         finally:
             for watcher in self.watchers.values():
@@ -221,6 +247,13 @@ class Sweeper(threading.Thread):
                 watcher = MailboxWatcher(inbox.pk, self.owner, self.stop)
                 watcher.start()
                 self.watchers[inbox.pk] = watcher
+
+
+def _record_worker_error(task: str, exc: Exception) -> None:
+    try:
+        audit.record("worker.error", details={"task": task, "error": type(exc).__name__}, outcome="failed")
+    except Exception:  # noqa: BLE001 - the database itself may be what failed
+        log.exception("could not record the worker error")
 
 
 def run_forever(worker_id: str | None = None) -> None:
@@ -239,6 +272,16 @@ def run_forever(worker_id: str | None = None) -> None:
     sweeper = Sweeper(worker_id, stop)
     sweeper.start()
     log.info("worker %s started", worker_id)
-    runner.run()
+    with audit_context.as_worker(worker_id):
+        runner.run()
     stop.set()
     sweeper.join(timeout=10)
+    _close_siem_stream()
+
+
+def _close_siem_stream() -> None:
+    """Close the SIEM connection in order, which confirms what the receiver has read."""
+    if settings.AUDIT_SYSLOG:
+        from strongroom.audit import siem
+
+        siem.close_stream()

@@ -63,10 +63,13 @@ def _audit_tables_flushable(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tests on a real transaction (live server, worker threads) end with pytest-django
     emptying every table, which the audit triggers refuse. Drop them just before; the
     post_migrate signal that follows the flush puts them back."""
-    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+    if not (transactional or {"transactional_db", "live_server"} & set(request.fixturenames)):
         yield
         return
-    request.getfixturevalue("transactional_db")
+    # Set up the database first, so that this teardown runs before its flush.
+    request.getfixturevalue("_django_db_helper" if transactional else "transactional_db")
     yield
     from django.db import connection
 

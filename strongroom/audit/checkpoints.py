@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from strongroom import crypto
 from strongroom.audit.encoding import COLUMNS, encode_row
-from strongroom.audit.log import lock_log
+from strongroom.audit.log import lock_log, record
 from strongroom.audit.merkle import Frontier, leaf_hash
 from strongroom.audit.models import ArchiveSegment, Checkpoint, SigningKey
 
@@ -113,11 +113,17 @@ def extend(frontier: Frontier, end: int) -> None:
                 expected += 1
 
 
-def create_checkpoint() -> Checkpoint:
+def create_checkpoint(*, requested_by: object = None) -> Checkpoint:
     """Sign the log as it is now. Returns the existing checkpoint when nothing was added
-    since. Raises TamperedLog (and signs nothing) when an entry no longer matches."""
+    since. Raises TamperedLog (and signs nothing) when an entry no longer matches.
+
+    `requested_by` (a person asking for one now) is recorded as `audit.checkpoint.created`,
+    inside the tree the checkpoint signs; the scheduled checkpoints record nothing, or each
+    would leave an entry for the next one to sign."""
     with transaction.atomic():
         lock_log()
+        if requested_by is not None:
+            record("audit.checkpoint.created", actor=requested_by, details={"size": log_size() + 1})
         size = log_size()
         last = Checkpoint.objects.order_by("-size").first()
         if last is not None and last.size == size:

@@ -79,10 +79,11 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from strongroom.audit import context
     from strongroom.audit.checkpoints import create_checkpoint
 
     _prepare()
-    checkpoint = create_checkpoint()
+    checkpoint = create_checkpoint(requested_by=context.SYSTEM)
     print(f"checkpoint: size {checkpoint.size}, root {bytes(checkpoint.root).hex()}, key {checkpoint.key_id}")
     return 0
 

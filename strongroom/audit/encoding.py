@@ -34,6 +34,7 @@ COLUMNS = (
     "details",
 )
 _dumps = orjson.dumps
+_Fragment = orjson.Fragment
 _SORTED = orjson.OPT_SORT_KEYS
 
 
@@ -43,9 +44,11 @@ def encode_details(details: Mapping[str, Any]) -> str:
 
 def encode_row(row: tuple[Any, ...]) -> bytes:
     """Encode a row of COLUMNS (details as stored text) into the entry bytes."""
-    head = _dumps([FORMAT_VERSION, *row[:11]])
     details = row[11]
-    return head[:-1] + b"," + (details.encode() if isinstance(details, str) else bytes(details)) + b"]"
+    if not isinstance(details, str | bytes):
+        details = bytes(details)
+    # The details go in verbatim (a Fragment is written as it is): they are already canonical JSON.
+    return _dumps((FORMAT_VERSION, *row[:11], _Fragment(details)))
 
 
 def decode(entry: bytes) -> dict[str, Any]:

@@ -65,15 +65,17 @@ EVENTS: dict[str, Event] = _events(
     _e("member.role.changed", "Changed a member's role", "person", "from", "to"),
     _e("member.removed", "Removed a member from an inbox", "person", "role"),
     # --- conversations: reads -------------------------------------------------------------------
-    _e("conversation.listed", "Listed conversations", "view", "status", "tag", "page", "count", read=True),
-    _e("conversation.searched", "Searched conversations", "page", "count", read=True),
+    _e("inbox.listed", "Listed their inboxes", "count", "channel"),
+    _e("conversation.listed", "Listed conversations", "view", "status", "tag", "page", "count", "channel", read=True),
+    _e("conversation.searched", "Searched conversations", "page", "count", "channel", read=True),
     _e("conversation.viewed", "Opened a conversation", "channel", read=True),
     _e("conversation.messages.listed", "Read a conversation's messages", "channel", "count", read=True),
-    _e("message.html.viewed", "Opened a message's HTML", "remote_images", read=True),
-    _e("message.source.viewed", "Downloaded a message's source", read=True),
-    _e("attachment.downloaded", "Downloaded an attachment", "channel", read=True),
+    # message-level reads name the conversation as target (its access history shows them)
+    _e("message.html.viewed", "Opened a message's HTML", "message", "remote_images", read=True),
+    _e("message.source.viewed", "Opened a message's source", "message", read=True),
+    _e("attachment.downloaded", "Downloaded an attachment", "attachment", "channel", read=True),
     _e("contact.viewed", "Opened a contact", read=True),
-    _e("delivery.viewed", "Checked a reply's delivery", read=True),
+    _e("delivery.viewed", "Checked a reply's delivery", "message"),
     # --- conversations: changes -----------------------------------------------------------------
     _e("conversation.assigned", "Assigned a conversation", "from", "to"),
     _e("conversation.status.changed", "Changed a conversation's status", "from", "to"),
@@ -92,7 +94,7 @@ EVENTS: dict[str, Event] = _events(
     # --- the audit log itself -------------------------------------------------------------------
     _e("audit.viewed", "Opened the audit log", "count", "filters"),
     _e("audit.exported", "Exported the audit log", "format", "count", "filters"),
-    _e("audit.checkpoint.created", "Signed a checkpoint", "size", "key"),
+    _e("audit.checkpoint.created", "Asked for a signed checkpoint", "size"),
     _e("audit.verified", "Verified the audit log", "size", "checkpoints"),
     _e("audit.pruned", "Archived and pruned old entries", "first", "end", "archive"),
     _e("audit.hold.placed", "Placed a legal hold", "hold"),

@@ -71,12 +71,32 @@ class PrunedLeaves(Sequence[bytes]):
 
 
 def _subtree(leaves: Sequence[bytes], start: int, end: int) -> bytes:
-    if isinstance(leaves, PrunedLeaves) and (start, end) in leaves.known:
-        return leaves.known[(start, end)]
+    if isinstance(leaves, PrunedLeaves):
+        if (start, end) in leaves.known:
+            return leaves.known[(start, end)]
+        if start >= leaves.offset:
+            return _range_root(leaves.leaves, start - leaves.offset, end - leaves.offset)
+    else:
+        return _range_root(leaves, start, end)
     if end - start == 1:
         return leaves[start]
     k = _split(end - start)
     return node_hash(_subtree(leaves, start, start + k), _subtree(leaves, start + k, end))
+
+
+def _range_root(leaves: Sequence[bytes], start: int, end: int) -> bytes:
+    """The root over leaves[start:end] (end > start), level by level: pair neighbours from the
+    left and carry an odd last node up unchanged, which gives the same tree as the RFC's
+    split at the largest power of two (a proof over a million leaves hashes them all)."""
+    level = list(leaves[start:end]) if isinstance(leaves, list) else [leaves[i] for i in range(start, end)]
+    sha256 = _sha256
+    while len(level) > 1:
+        pairs = iter(level)
+        odd = level[-1] if len(level) & 1 else None
+        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+        if odd is not None:
+            level.append(odd)
+    return level[0]
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int, size: int) -> list[bytes]:
@@ -188,14 +208,16 @@ class Frontier:
             raise ValueError("a frontier holds one 32-byte hash per set bit of its size")
 
     def append(self, leaf: bytes) -> None:
-        nodes = self.nodes
-        node = leaf
         size = self.size
-        while size & 1:
-            node = node_hash(nodes.pop(), node)
-            size >>= 1
-        nodes.append(node)
-        self.size += 1
+        self.size = size + 1
+        nodes = self.nodes
+        if size & 1:
+            pop = nodes.pop
+            sha256 = _sha256
+            while size & 1:
+                leaf = sha256(b"\x01" + pop() + leaf).digest()
+                size >>= 1
+        nodes.append(leaf)
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         for leaf in leaves:

@@ -26,7 +26,7 @@ from strongroom.audit import checkpoints
 from strongroom.audit.encoding import encode_row
 from strongroom.audit.log import lock_log, record
 from strongroom.audit.merkle import Frontier, leaf_hash
-from strongroom.audit.models import ArchiveSegment, LegalHold
+from strongroom.audit.models import ArchiveSegment, Cursor, LegalHold
 from strongroom.errors import Conflict, Invalid
 
 HEADER = "strongroom audit archive v1"
@@ -94,6 +94,10 @@ def prune(*, older_than: datetime, actor: object = None) -> ArchiveSegment | Non
         end = _first_seq_at_or_after(first, int(older_than.timestamp() * 1_000_000))
         if end is None:
             end = checkpoints.log_size()
+        if settings.AUDIT_SYSLOG:
+            # Never archive what the SIEM has not received: the stream reads from the table.
+            streamed = Cursor.objects.filter(name="siem").values_list("position", flat=True).first() or 0
+            end = min(end, streamed)
         if end <= first:
             return None
         directory = archive_dir()

@@ -23,16 +23,8 @@ def account_digest(address: str) -> str:
 
 
 def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    # The request's context was set before sign-in, as anonymous: name the person now.
-    source = context.current()
-    context.set_for_request(
-        context.Source(
-            actor_kind=context.ActorKind.PERSON,
-            actor_id=str(user.public_id),
-            ip=source.ip,
-            user_agent=source.user_agent,
-        )
-    )
+    # The entry names the person explicitly; the request's context (set before sign-in, as
+    # anonymous) is left alone, because this signal also fires outside any request.
     record("auth.signin.succeeded", actor=user, target=user, details={"method": "password"})
 
 

@@ -12,6 +12,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from strongroom import audit
 from strongroom.crypto import constant_time_equals, random_token
 from strongroom.errors import Conflict, Invalid
 from strongroom.identity.models import ApiToken, User
@@ -21,6 +22,7 @@ TOKEN_PREFIX = "sr"  # noqa: S105 - a public prefix, not a secret
 
 def create_user(
     *,
+    actor: User | None = None,
     email: str,
     name: str = "",
     password: str | None,
@@ -43,13 +45,20 @@ def create_user(
             raise Invalid(" ".join(exc.messages)) from None
     try:
         with transaction.atomic():
-            return User.objects.create_user(
+            user = User.objects.create_user(
                 email,
                 password,
                 name=name,
                 is_admin=is_admin,
                 must_change_password=must_change_password,
             )
+            audit.record(
+                "user.created",
+                actor=actor,
+                target=user,
+                details={"person": str(user.public_id), "global_role": "admin" if is_admin else "member"},
+            )
+            return user
     except IntegrityError:
         raise Conflict(f"a person with the address {email} already exists") from None
 
@@ -77,13 +86,23 @@ def create_api_token(*, user: User, name: str, expires_in: timedelta | None) -> 
         raise Invalid("a token must expire in the future, or never")
     key_id = random_token(5)
     secret = random_token(20)
-    token = ApiToken.objects.create(
-        user=user,
-        name=name or "API token",
-        key_id=key_id,
-        secret_hash=_hash_secret(secret),
-        expires_at=timezone.now() + expires_in if expires_in else None,
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            name=name or "API token",
+            key_id=key_id,
+            secret_hash=_hash_secret(secret),
+            expires_at=timezone.now() + expires_in if expires_in else None,
+        )
+        audit.record(
+            "token.created",
+            actor=user,
+            target=token,
+            details={
+                "token": key_id,
+                "expires_at": token.expires_at.isoformat(timespec="seconds") if token.expires_at else None,
+            },
+        )
     return IssuedToken(token=token, secret=f"{TOKEN_PREFIX}_{key_id}_{secret}")
 
 
@@ -109,5 +128,8 @@ def user_for_api_token(bearer: str) -> tuple[User, ApiToken] | None:
     return token.user, token
 
 
-def revoke_api_token(*, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def revoke_api_token(*, token: ApiToken, actor: User | None = None) -> None:
+    with transaction.atomic():
+        revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if revoked:
+            audit.record("token.revoked", actor=actor, target=token, details={"token": token.key_id})

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from strongroom import audit
 from strongroom.errors import Conflict, Invalid
 from strongroom.identity import actions
 from strongroom.identity.forms import PersonForm, TokenForm
@@ -27,6 +28,7 @@ def people(request: HttpRequest) -> HttpResponse:
         password = actions.generated_password()
         try:
             person = actions.create_user(
+                actor=request.user,  # type: ignore[arg-type]
                 email=form.cleaned_data["email"],
                 name=form.cleaned_data["name"],
                 password=password,
@@ -38,7 +40,8 @@ def people(request: HttpRequest) -> HttpResponse:
         else:
             created = (person, password)
             form = PersonForm()
-    everyone = User.objects.order_by("email")
+    everyone = list(User.objects.order_by("email"))
+    audit.record("people.viewed", details={"count": len(everyone)})
     return render(
         request,
         "identity/people.html",
@@ -64,7 +67,8 @@ def tokens(request: HttpRequest) -> HttpResponse:
             user=user, name=form.cleaned_data["name"], expires_in=timedelta(days=days) if days else None
         )
         form = TokenForm(initial={"expires_days": 90})
-    mine = ApiToken.objects.filter(user=user).order_by("-created_at")
+    mine = list(ApiToken.objects.filter(user=user).order_by("-created_at"))
+    audit.record("tokens.viewed", details={"count": len(mine)})
     return render(
         request,
         "identity/tokens.html",
@@ -85,6 +89,6 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     token = ApiToken.objects.filter(public_id=token_uuid, user=request.user).first() if token_uuid else None
     if token is None:
         raise Http404("no such token")
-    actions.revoke_api_token(token=token)
+    actions.revoke_api_token(token=token, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, f"Token {token.name!r} revoked.")
     return redirect("identity:tokens")

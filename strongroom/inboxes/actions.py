@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from strongroom import audit
 from strongroom.blobs.store import blob_store
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import User
@@ -175,8 +176,12 @@ def create_inbox(
         with transaction.atomic():
             inbox.save()
             MailboxState.objects.create(inbox=inbox)
+            audit.record("inbox.created", actor=actor, target=inbox)
             if actor is not None:
                 Membership.objects.create(inbox=inbox, user=actor, role="owner")
+                audit.record(
+                    "member.added", actor=actor, target=inbox, details={"person": str(actor.public_id), "role": "owner"}
+                )
     except IntegrityError:
         raise Conflict(f"an inbox with the address {inbox.address} already exists") from None
     return inbox
@@ -197,6 +202,7 @@ def update_inbox(
     with transaction.atomic():
         inbox = Inbox.objects.select_for_update().get(pk=inbox.pk)
         old_imap = inbox.imap_endpoint()
+        before = _settings_snapshot(inbox)
         inbox.name = name.strip()[:100] or inbox.name
         inbox.address = _clean_address(address)
         inbox.signature = signature
@@ -212,7 +218,41 @@ def update_inbox(
         if _mailbox_identity(old_imap) != _mailbox_identity(new_imap):
             # Another server or folder: its UIDs mean nothing against the old ones.
             MailboxState.objects.filter(inbox=inbox).update(uidvalidity=0, last_uid=0, last_error="")
+        changed = _changed_settings(before, inbox, mail)
+        if changed:
+            audit.record("inbox.updated", actor=actor, target=inbox, details={"fields": changed})
     return inbox
+
+
+_SETTINGS_FIELDS = (
+    "name",
+    "address",
+    "signature",
+    "use_plus_reply_to",
+    "is_active",
+    "imap_security",
+    "imap_host",
+    "imap_port",
+    "imap_username",
+    "imap_folder",
+    "imap_move_to",
+    "smtp_security",
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "ca_file",
+)
+
+
+def _settings_snapshot(inbox: Inbox) -> dict[str, object]:
+    return {name: getattr(inbox, name) for name in _SETTINGS_FIELDS}
+
+
+def _changed_settings(before: dict[str, object], inbox: Inbox, mail: MailSettings) -> list[str]:
+    """Names (never values) of the settings that changed; a password counts when one was typed."""
+    changed = [name for name, value in before.items() if getattr(inbox, name) != value]
+    changed += [name for name in ("imap_password", "smtp_password") if getattr(mail, name)]
+    return changed
 
 
 def configure_mail(inbox: Inbox, *, actor: User | None, mail: MailSettings) -> Inbox:
@@ -223,10 +263,14 @@ def configure_mail(inbox: Inbox, *, actor: User | None, mail: MailSettings) -> I
     with transaction.atomic():
         inbox = Inbox.objects.select_for_update().get(pk=inbox.pk)
         old_imap = inbox.imap_endpoint()
+        before = _settings_snapshot(inbox)
         _apply_mail_settings(inbox, mail)
         inbox.save()
         if _mailbox_identity(old_imap) != _mailbox_identity(inbox.imap_endpoint()):
             MailboxState.objects.filter(inbox=inbox).update(uidvalidity=0, last_uid=0, last_error="")
+        changed = _changed_settings(before, inbox, mail)
+        if changed:
+            audit.record("inbox.mail.configured", actor=actor, target=inbox, details={"fields": changed})
     return inbox
 
 
@@ -244,7 +288,19 @@ def add_member(*, actor: User | None, inbox: Inbox, user: User, role: str = DEFA
         raise Invalid(f"unknown role {role!r}; choose one of {', '.join(INBOX_ROLES)}")
     if not user.is_active:
         raise Invalid(f"{user.email} is deactivated")
-    membership, _ = Membership.objects.update_or_create(inbox=inbox, user=user, defaults={"role": role})
+    with transaction.atomic():
+        previous = Membership.objects.select_for_update().filter(inbox=inbox, user=user).first()
+        membership, _ = Membership.objects.update_or_create(inbox=inbox, user=user, defaults={"role": role})
+        person = str(user.public_id)
+        if previous is None:
+            audit.record("member.added", actor=actor, target=inbox, details={"person": person, "role": role})
+        elif previous.role != role:
+            audit.record(
+                "member.role.changed",
+                actor=actor,
+                target=inbox,
+                details={"person": person, "from": previous.role, "to": role},
+            )
     access.forget_roles(user)
     return membership
 
@@ -253,9 +309,17 @@ def remove_member(*, actor: User | None, inbox: Inbox, user: User) -> None:
     if actor is not None:
         _require(actor, Perm.MANAGE_INBOX, inbox)
     with transaction.atomic():
+        previous = Membership.objects.filter(inbox=inbox, user=user).first()
         Membership.objects.filter(inbox=inbox, user=user).delete()
         # Someone who left the inbox keeps nothing of it, not even assignments.
         Conversation.objects.filter(inbox=inbox, assignee=user).update(assignee=None)
+        if previous is not None:
+            audit.record(
+                "member.removed",
+                actor=actor,
+                target=inbox,
+                details={"person": str(user.public_id), "role": previous.role},
+            )
     access.forget_roles(user)
 
 
@@ -275,6 +339,7 @@ def assign_conversation(conversation: Conversation, *, actor: User, assignee: Us
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if locked.assignee_id == (assignee.pk if assignee else None):
             return locked
+        previous = locked.assignee
         locked.assignee = assignee
         locked.save(update_fields=["assignee"])
         if assignee is None:
@@ -287,6 +352,16 @@ def assign_conversation(conversation: Conversation, *, actor: User, assignee: Us
                 assignee=str(assignee.public_id),
                 name=assignee.display_name,
             )
+        audit.record(
+            "conversation.assigned",
+            actor=actor,
+            target=locked,
+            inbox=conversation.inbox,
+            details={
+                "from": str(previous.public_id) if previous else None,
+                "to": str(assignee.public_id) if assignee else None,
+            },
+        )
     return locked
 
 
@@ -302,6 +377,13 @@ def change_status(conversation: Conversation, *, actor: User, status: str) -> Co
         locked.status = status
         locked.save(update_fields=["status"])
         _event(locked, actor, ConversationEvent.Kind.STATUS, **{"from": previous, "to": status})
+        audit.record(
+            "conversation.status.changed",
+            actor=actor,
+            target=locked,
+            inbox=conversation.inbox,
+            details={"from": previous, "to": status},
+        )
     return locked
 
 
@@ -322,6 +404,8 @@ def tag_conversation(
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         current = set(locked.tags.values_list("name", flat=True))
+        added = [name for name in dict.fromkeys(to_add) if name not in current]
+        removed = [name for name in dict.fromkeys(to_remove) if name in current]
         for name in to_add:
             if name in current:
                 continue
@@ -333,6 +417,15 @@ def tag_conversation(
                 continue
             locked.tags.remove(*Tag.objects.filter(inbox=locked.inbox, name=name))
             _event(locked, actor, ConversationEvent.Kind.UNTAGGED, tag=name)
+        if added or removed:
+            # Counts, not names: a tag is free text an agent typed.
+            audit.record(
+                "conversation.tagged",
+                actor=actor,
+                target=locked,
+                inbox=conversation.inbox,
+                details={"added": len(added), "removed": len(removed)},
+            )
     return locked
 
 
@@ -353,6 +446,13 @@ def add_note(conversation: Conversation, *, actor: User, body: str) -> Message:
         )
         Conversation.objects.filter(pk=conversation.pk).update(
             last_activity_at=timezone.now(), message_count=F("message_count") + 1
+        )
+        audit.record(
+            "note.added",
+            actor=actor,
+            target=conversation,
+            inbox=conversation.inbox,
+            details={"message": str(note.public_id)},
         )
     return note
 
@@ -513,6 +613,17 @@ def reply_to_conversation(
         )
         if status_after and status_after != conversation.status:
             change_status(conversation, actor=actor, status=status_after)
+        audit.record(
+            "reply.queued",
+            actor=actor,
+            target=conversation,
+            inbox=inbox,
+            details={
+                "message": str(message.public_id),
+                "recipients": len(outgoing.recipients),
+                "attachments": len(attachments),
+            },
+        )
         transaction.on_commit(lambda: _enqueue_delivery(item.pk))
     return message
 
@@ -537,6 +648,13 @@ def retry_delivery(item: OutboxItem, *, actor: User) -> OutboxItem:
         )
         if not updated:
             raise Conflict("this reply is being sent or was sent already")
+        audit.record(
+            "reply.retried",
+            actor=actor,
+            target=("message", str(item.message.public_id)),
+            inbox=item.inbox,
+            details={"message": str(item.message.public_id)},
+        )
         transaction.on_commit(lambda: _enqueue_delivery(item.pk))
     item.refresh_from_db()
     return item

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
+from strongroom import audit
 from strongroom.blobs.store import blob_store
 from strongroom.errors import Invalid, NotFound
 from strongroom.identity.models import User
@@ -233,7 +234,9 @@ def _reloaded(request: HttpRequest, conversation: Conversation) -> ConversationO
 @paginate(LimitOffsetPagination)
 def list_inboxes(request: HttpRequest) -> list[InboxOut]:
     """The inboxes you are a member of."""
-    return [_inbox(i) for i in access.inboxes_visible_to(_me(request), Perm.VIEW).order_by("name")]
+    inboxes = [_inbox(i) for i in access.inboxes_visible_to(_me(request), Perm.VIEW).order_by("name")]
+    audit.record("inbox.listed", details={"count": len(inboxes), "channel": "api"})
+    return inboxes
 
 
 @router.get("/conversations", response=list[ConversationOut])
@@ -251,6 +254,12 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
         tag=filters.tag,
         q=filters.q[:200],
         assignee=filters.assignee,
+    )
+    audit.record(
+        "conversation.searched" if query.q else "conversation.listed",
+        inbox=filters.inbox,
+        details={"channel": "api"}
+        | ({} if query.q else {"view": query.view, "status": query.status or "any", "tag": bool(query.tag)}),
     )
     return _LazyConversations(conversations_for(_me(request), query))  # type: ignore[return-value]
 
@@ -273,7 +282,9 @@ class _LazyConversations:
 
 @router.get("/conversations/{conversation_id}", response=ConversationOut)
 def get_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> ConversationOut:
-    return _conversation(access.get_conversation_for(_me(request), conversation_id, Perm.VIEW))
+    conversation = access.get_conversation_for(_me(request), conversation_id, Perm.VIEW)
+    audit.record("conversation.viewed", target=conversation, inbox=conversation.inbox, details={"channel": "api"})
+    return _conversation(conversation)
 
 
 @router.get("/conversations/{conversation_id}/messages", response=list[MessageOut])
@@ -286,7 +297,14 @@ def list_messages(request: HttpRequest, conversation_id: uuid.UUID) -> list[Mess
         .prefetch_related("attachments")
         .order_by("created_at", "id")
     )
-    return [_message(request, m) for m in messages]
+    result = [_message(request, m) for m in messages]
+    audit.record(
+        "conversation.messages.listed",
+        target=conversation,
+        inbox=conversation.inbox,
+        details={"channel": "api", "count": len(result)},
+    )
+    return result
 
 
 @router.post("/conversations/{conversation_id}/reply", response={201: MessageOut})
@@ -353,4 +371,9 @@ def download_attachment(request: HttpRequest, attachment_id: uuid.UUID) -> HttpR
         data = blob_store().get(attachment.blob)
     except Exception:  # noqa: BLE001
         raise NotFound("attachment content is missing") from None
+    audit.record(
+        "attachment.downloaded",
+        target=attachment.message.conversation,
+        details={"attachment": str(attachment.public_id), "channel": "api"},
+    )
     return safe_download(data, attachment.filename, attachment.content_type)

@@ -24,6 +24,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from strongroom import audit
 from strongroom.blobs.store import blob_store
 from strongroom.crypto import keyed_digest
 from strongroom.defense.html import sanitize_html
@@ -107,7 +108,7 @@ def process_inbound(inbound_id: int) -> Message | None:
         if inbound.state == InboundMail.State.PROCESSED:
             return inbound.message
         raw = blob_store().get(inbound.raw_blob) if inbound.raw_blob else b""
-        message = file_message(inbound.inbox, raw, raw_blob=inbound.raw_blob)
+        message = file_message(inbound.inbox, raw, raw_blob=inbound.raw_blob, source=inbound.source)
         inbound.state, inbound.message, inbound.processed_at = InboundMail.State.PROCESSED, message, message.created_at
         inbound.attempts += 1
         inbound.save(update_fields=["state", "message", "processed_at", "attempts"])
@@ -136,7 +137,7 @@ def ingest_raw(
                     return Message.objects.filter(pk=message_id).first()
                 return process_inbound(inbound_id)
             blob = blob_store().put(raw) if raw else ""
-            message = file_message(inbox, raw, raw_blob=blob, oversize_note=oversize_note)
+            message = file_message(inbox, raw, raw_blob=blob, oversize_note=oversize_note, source=source)
             InboundMail.objects.create(
                 inbox=inbox,
                 digest=digest,
@@ -237,6 +238,14 @@ def retry_filing(inbound_id: int) -> Message | None:
             raw_blob=inbound.raw_blob,
             raw_size=inbound.raw_size,
             contacts={},
+            source=inbound.source,
+        )
+        audit.record(
+            "mail.unreadable",
+            target=message.conversation,
+            inbox=inbound.inbox,
+            details={"receipt": str(inbound.pk), "attempts": inbound.attempts},
+            outcome="failed",
         )
         inbound.state, inbound.message, inbound.processed_at = InboundMail.State.PROCESSED, message, message.created_at
         inbound.save(update_fields=["attempts", "last_error", "state", "message", "processed_at"])
@@ -258,7 +267,9 @@ def _file_batch(inbox: Inbox, items: Sequence[Incoming], *, source: str, imap_ui
     keys = blob_store().put_many([item.raw for item, _ in fresh])
     receipts = []
     for (item, digest), (parsed, failure), key in zip(fresh, readings, keys, strict=True):
-        message = file_parsed(inbox, parsed, failure, raw_blob=key, raw_size=len(item.raw), contacts=contacts)
+        message = file_parsed(
+            inbox, parsed, failure, raw_blob=key, raw_size=len(item.raw), contacts=contacts, source=source
+        )
         receipts.append(
             InboundMail(
                 inbox=inbox,
@@ -287,7 +298,7 @@ def read(raw: bytes, oversize_note: str = "") -> tuple[ParsedMessage | None, str
         return None, str(exc)
 
 
-def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str = "") -> Message:
+def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str = "", source: str = "") -> Message:
     """Parse `raw` and store it as a message in a new or existing conversation.
 
     Runs inside the caller's transaction. Never raises for what is in the bytes: a message
@@ -295,7 +306,7 @@ def file_message(inbox: Inbox, raw: bytes, *, raw_blob: str, oversize_note: str 
     """
     parsed, failure = read(raw, oversize_note)
     contacts = contacts_for([parsed] if parsed else [])
-    return file_parsed(inbox, parsed, failure, raw_blob=raw_blob, raw_size=len(raw), contacts=contacts)
+    return file_parsed(inbox, parsed, failure, raw_blob=raw_blob, raw_size=len(raw), contacts=contacts, source=source)
 
 
 def file_parsed(
@@ -306,9 +317,12 @@ def file_parsed(
     raw_blob: str,
     raw_size: int,
     contacts: dict[str, Contact],
+    source: str = "",
 ) -> Message:
-    """Store a read message (or the reason it could not be read) in its conversation."""
+    """Store a read message (or the reason it could not be read) in its conversation, and
+    record `mail.ingested` in the caller's transaction."""
     now = timezone.now()
+    is_new = True
     if parsed is None:
         preview = "This message could not be read: " + failure
         conversation = _new_conversation(inbox, None, "(unreadable message)", now, preview)
@@ -330,8 +344,15 @@ def file_parsed(
         if conversation is None:
             conversation = _new_conversation(inbox, contact, parsed.subject, now, body_preview)
         else:
+            is_new = False
             _continue_conversation(conversation, now, body_preview)
         message = _store_parsed(conversation, parsed, raw_blob, raw_size, body_preview, now)
+    audit.record(
+        "mail.ingested",
+        target=conversation,
+        inbox=inbox,
+        details={"message": str(message.public_id), "source": source or None, "is_new_conversation": is_new},
+    )
     log.info(
         "message filed inbox=%s conversation=%s message=%s parsed=%s",
         inbox.public_id,

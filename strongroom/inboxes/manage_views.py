@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from strongroom import audit
 from strongroom.errors import Conflict, Invalid
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
@@ -53,6 +54,7 @@ def _initial(inbox: Inbox) -> dict[str, Any]:
 def inbox_settings_list(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     inboxes = access.inboxes_visible_to(user, Perm.MANAGE_INBOX).select_related("mailbox_state").order_by("name")
+    audit.record("inbox.settings.viewed", details={"count": len(inboxes)})
     return render(
         request,
         "inboxes/manage/list.html",
@@ -122,6 +124,7 @@ def _edit_page(
 def inbox_edit(request: HttpRequest, inbox_id: str) -> HttpResponse:
     inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
     if request.method == "GET":
+        audit.record("inbox.settings.viewed", target=inbox)
         return _edit_page(request, inbox, InboxForm(initial=_initial(inbox)))
     form = InboxForm(request.POST)
     if form.is_valid():
@@ -175,6 +178,10 @@ def inbox_test(request: HttpRequest, inbox_id: str) -> HttpResponse:
                 )
                 continue
             probes.append((label, probe(endpoint, password or inbox.mail_password(which), ca_file=ca_file)))
+    results = {label.lower(): "failed" if report.error else "ok" for label, report in probes}
+    audit.record(
+        "inbox.connection.tested", target=inbox, details={"imap": results.get("imap"), "smtp": results.get("smtp")}
+    )
     template = "inboxes/manage/_probes.html" if request.headers.get("HX-Request") else None
     if template:
         return render(request, template, {"probes": probes, "form": form})

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from strongroom import audit
 from strongroom.blobs.store import blob_store
 from strongroom.inboxes.models import ConversationEvent, OutboxItem
 from strongroom.mail import smtp
@@ -109,6 +110,12 @@ def deliver(item_id: int, *, ignore_schedule: bool = False) -> DeliveryOutcome |
             kind=ConversationEvent.Kind.DELIVERY,
             data={"state": "sent", "message": str(item.message.public_id), "refused": sorted(result.refused)},
         )
+        audit.record(
+            "mail.sent",
+            target=item.message.conversation,
+            inbox=inbox,
+            details={"message": str(item.message.public_id), "attempts": item.attempts},
+        )
     log.info("outbox item %s sent (attempt %s)", item.pk, item.attempts)
     return DeliveryOutcome(item.pk, OutboxItem.State.SENT)
 
@@ -130,5 +137,12 @@ def _record_failure(item: OutboxItem, error: str, *, permanent: bool) -> Deliver
                 kind=ConversationEvent.Kind.DELIVERY,
                 data={"state": "failed", "message": str(item.message.public_id), "error": error[:500]},
             )
+        audit.record(
+            "mail.delivery.failed",
+            target=item.message.conversation,
+            inbox=item.inbox,
+            details={"message": str(item.message.public_id), "attempts": item.attempts, "permanent": gives_up},
+            outcome="failed",
+        )
     log.warning("outbox item %s attempt %s failed (%s): %s", item.pk, item.attempts, state, error)
     return DeliveryOutcome(item.pk, state, error)

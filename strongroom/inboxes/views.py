@@ -19,11 +19,13 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
+from strongroom import audit
+from strongroom.audit.queries import access_history
 from strongroom.blobs.store import blob_store
 from strongroom.defense.html import embed_inline_images
 from strongroom.errors import Invalid
 from strongroom.identity.models import User
-from strongroom.identity.permissions import Perm
+from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.inboxes import access, actions
 from strongroom.inboxes.forms import AssignForm, NoteForm, ReplyForm, StatusForm, TagsForm, split_addresses
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for, sidebar_for
@@ -66,6 +68,20 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     has_next = len(rows) > PAGE_SIZE
     if request.session.get(LIST_URL_KEY) != request.get_full_path():
         request.session[LIST_URL_KEY] = request.get_full_path()  # "back to the list" returns here
+    audit.record(
+        "conversation.searched" if query.q else "conversation.listed",
+        inbox=inbox,
+        details={"page": page_number, "count": len(rows[:PAGE_SIZE])}
+        | (
+            {}
+            if query.q
+            else {
+                "view": view,
+                "status": status if status in {*Status.values, "any"} else "open",
+                "tag": bool(query.tag),
+            }
+        ),
+    )
     params = {k: v for k, v in request.GET.items() if k != "page"}
     title = {"mine": "Mine", "unassigned": "Unassigned", "all": inbox.name if inbox else "All inboxes"}[view]
     tags = list(Tag.objects.filter(inbox=inbox).values_list("name", flat=True)) if inbox else []
@@ -137,6 +153,7 @@ def _conversation_page(
             .select_related("inbox")
             .order_by("-last_activity_at")[:10]
         )
+    recent_readers = _recent_readers(conversation) if has_global_perm(user, Perm.READ_AUDIT) else []
     timeline = timeline_of(conversation)
     initial_cc = ", ".join(actions.default_cc(conversation, [e.message for e in timeline if e.message]))
     inbox_tags = list(
@@ -162,15 +179,32 @@ def _conversation_page(
             can_send=conversation.inbox.smtp_endpoint() is not None,
             statuses=Status.choices,
             back_url=_back_to_list(request),
+            recent_readers=recent_readers,
         ),
         status=status,
     )
+
+
+def _recent_readers(conversation: Conversation, limit: int = 5) -> list[dict[str, object]]:
+    """The last people who opened the conversation (for people with the audit permission)."""
+    seen: dict[str, object] = {}
+    for entry in access_history("conversation", str(conversation.public_id), limit=200):
+        if entry.actor_kind == "person" and entry.code == "conversation.viewed" and entry.actor_id not in seen:
+            seen[entry.actor_id] = entry.at
+            if len(seen) == limit:
+                break
+    names = {
+        str(pid): name or email
+        for pid, name, email in User.objects.filter(public_id__in=list(seen)).values_list("public_id", "name", "email")
+    }
+    return [{"name": names.get(pid, "someone removed"), "at": at} for pid, at in seen.items()]
 
 
 @needs(Perm.VIEW)
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     conversation = access.get_conversation_for(request.user, conversation_id, Perm.VIEW)  # type: ignore[arg-type]
+    audit.record("conversation.viewed", target=conversation, inbox=conversation.inbox, details={"channel": "web"})
     return _conversation_page(request, conversation)
 
 
@@ -280,6 +314,7 @@ def delivery_status(request: HttpRequest, message_id: str) -> HttpResponse:
     message = access.get_message_for(request.user, message_id, Perm.VIEW)  # type: ignore[arg-type]
     if not OutboxItem.objects.filter(message=message).exists():
         raise Http404("not a reply")
+    audit.record("delivery.viewed", target=message.conversation, details={"message": str(message.public_id)})
     return render(request, "inboxes/_delivery.html", {"message": message})
 
 
@@ -329,6 +364,11 @@ def message_html(request: HttpRequest, message_id: str) -> HttpResponse:
         if a.content_id and a.content_type in INLINE_IMAGE_TYPES
     }
     body = embed_inline_images(message.html_body, images) if images else message.html_body
+    audit.record(
+        "message.html.viewed",
+        target=message.conversation,
+        details={"message": str(message.public_id), "remote_images": request.GET.get("images") == "1"},
+    )
     document = (
         '<!doctype html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">'
         f"<style>{FRAME_STYLE}</style></head><body>{body}</body></html>"
@@ -359,6 +399,11 @@ def safe_download(data: bytes, filename: str, content_type: str) -> HttpResponse
 @require_GET
 def attachment_download(request: HttpRequest, attachment_id: str) -> HttpResponse:
     attachment = access.get_attachment_for(request.user, attachment_id, Perm.DOWNLOAD_ATTACHMENTS)  # type: ignore[arg-type]
+    audit.record(
+        "attachment.downloaded",
+        target=attachment.message.conversation,
+        details={"attachment": str(attachment.public_id), "channel": "web"},
+    )
     return safe_download(blob_store().get(attachment.blob), attachment.filename, attachment.content_type)
 
 
@@ -370,6 +415,7 @@ def message_source(request: HttpRequest, message_id: str) -> HttpResponse:
     if not message.raw_blob:
         raise Http404("no raw source is kept for this message")
     raw = blob_store().get(message.raw_blob)
+    audit.record("message.source.viewed", target=message.conversation, details={"message": str(message.public_id)})
     if request.GET.get("download") == "1":
         return safe_download(raw, f"message-{message.public_id}.eml", "message/rfc822")
     response = HttpResponse(raw.decode("utf-8", errors="replace"), content_type="text/plain; charset=utf-8")
@@ -389,4 +435,5 @@ def contact_detail(request: HttpRequest, contact_id: str) -> HttpResponse:
         .order_by("-last_activity_at")
     )
     page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+    audit.record("contact.viewed", target=contact)
     return render(request, "inboxes/contact.html", dict(contact=contact, page=page))

@@ -17,4 +17,13 @@ def shell(request: HttpRequest) -> dict[str, Any]:
 
         context["sidebar"] = SimpleLazyObject(lambda: sidebar_for(user))
         context["can_manage_users"] = has_global_perm(user, Perm.MANAGE_USERS)
+        context["can_read_audit"] = has_global_perm(user, Perm.READ_AUDIT)
+        if context["can_read_audit"]:
+            context["open_alert_count"] = SimpleLazyObject(_open_alert_count)
     return context
+
+
+def _open_alert_count() -> int:
+    from strongroom.audit.models import Alert
+
+    return Alert.objects.filter(acknowledged_at__isnull=True).count()

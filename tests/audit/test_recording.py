@@ -1,0 +1,316 @@
+"""Every URL, every API operation and every action records into the audit log.
+
+The walk takes the routes from the URL configuration and the operations from the OpenAPI
+document, so a new page or endpoint that records nothing fails here until it does (or is
+listed in NOT_RECORDED with the reason).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from strongroom.api.router import api
+from strongroom.audit.alerts import raise_alert
+from strongroom.audit.models import AuditEntry
+from strongroom.identity.actions import create_api_token
+from strongroom.identity.models import User
+from strongroom.inboxes import actions
+from strongroom.inboxes.ingest import ingest_raw
+from strongroom.inboxes.models import Attachment, Inbox, Message, OutboxItem
+from tests.conftest import PASSWORD, client_for, make_mail
+from tests.web.test_url_access import PUBLIC_ROUTES, ROUTES, sample_path
+
+# Pages that show nothing from the log's point of view: what they show is recorded elsewhere.
+NOT_RECORDED = {
+    ("GET", ""): "redirects to the person's list, which records its own entry",
+    ("GET", "accounts/password/change/"): "an empty form; the change itself records auth.password.changed",
+    ("GET", "settings/inboxes/new"): "an empty form; creating the inbox records inbox.created",
+}
+
+
+@dataclass
+class World:
+    admin: User
+    agent: User
+    inbox: Inbox
+    ids: dict[str, str]
+    token: str
+
+
+@pytest.fixture
+def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> World:
+    inbox = make_inbox("help@a.example", "Help A", smtp_url="smtp+starttls://relay@127.0.0.1:2525")
+    admin = make_user("boss@staff.example", admin=True, name="Bea Boss")
+    agent = make_user("agent@staff.example", name="Alex Agent")
+    make_user("newbie@staff.example", name="New Bie")
+    actions.add_member(actor=None, inbox=inbox, user=admin, role="owner")
+    actions.add_member(actor=None, inbox=inbox, user=agent, role="agent")
+    mail = make_mail(
+        to="help@a.example",
+        html="<p>Hello <b>there</b></p>",
+        attachments=(("invoice.pdf", "application/pdf", b"%PDF-1.4 test"),),
+    )
+    message = ingest_raw(inbox, mail, source="import")
+    conversation = message.conversation
+    reply = actions.reply_to_conversation(conversation, actor=admin, body="We are on it.")
+    OutboxItem.objects.filter(message=reply).update(state=OutboxItem.State.FAILED)
+    issued = create_api_token(user=admin, name="walk", expires_in=None)
+    alert = raise_alert(
+        "privilege_change", person_id=str(agent.public_id), key="walk", count=1, first_seq=0, last_seq=0
+    )
+    ids = {
+        "conversation_id": str(conversation.public_id),
+        "message_id": str(message.public_id),
+        "reply_message_id": str(reply.public_id),
+        "attachment_id": str(Attachment.objects.get(message=message).public_id),
+        "contact_id": str(conversation.contact.public_id),
+        "inbox_id": str(inbox.public_id),
+        "user_id": str(agent.public_id),
+        "token_id": str(issued.token.public_id),
+        "alert_id": str(alert.public_id),
+        "rule_code": "mass_read",
+    }
+    return World(admin, agent, inbox, ids, issued.secret)
+
+
+def _posts(world: World) -> dict[str, dict[str, object]]:
+    """A valid form for every route that accepts POST."""
+    return {
+        "conversations/<str:conversation_id>/reply": {"body": "Thanks, sorted.", "cc": ""},
+        "conversations/<str:conversation_id>/note": {"body": "Called the customer."},
+        "conversations/<str:conversation_id>/assign": {"assignee": str(world.agent.public_id)},
+        "conversations/<str:conversation_id>/status": {"status": "pending"},
+        "conversations/<str:conversation_id>/tags": {"add": "vip"},
+        "messages/<str:message_id>/retry": {},
+        "settings/inboxes/new": {"name": "Billing", "address": "billing@a.example", "is_active": "on"},
+        "settings/inboxes/<str:inbox_id>/": {
+            "name": "Help A renamed",
+            "address": "help@a.example",
+            "is_active": "on",
+            "smtp_url": "smtp+starttls://relay@127.0.0.1:2525",
+        },
+        "settings/inboxes/<str:inbox_id>/test": {"name": "Help A", "address": "help@a.example"},
+        "settings/inboxes/<str:inbox_id>/members": {"email": "newbie@staff.example", "role": "viewer"},
+        "settings/inboxes/<str:inbox_id>/members/<str:user_id>/remove": {},
+        "settings/people/": {"email": "newbie2@staff.example", "name": "New Bie"},
+        "settings/tokens/": {"name": "ci", "expires_days": "30"},
+        "settings/tokens/<str:token_id>/revoke": {},
+        "accounts/password/change/": {
+            "oldpassword": PASSWORD,
+            "password1": "a much longer new passphrase 42",
+            "password2": "a much longer new passphrase 42",
+        },
+        "audit/checkpoint": {},
+        "audit/alerts/<str:alert_id>/acknowledge": {},
+        "audit/rules/<str:rule_code>": {"is_enabled": "on", "threshold": "60", "window_minutes": "10"},
+    }
+
+
+def _path(route: str, world: World) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[-1]
+        if name == "message_id" and ("retry" in route or "delivery" in route):
+            return world.ids["reply_message_id"]
+        return world.ids[name]
+
+    return "/" + re.sub(r"<([^>]+)>", fill, route)
+
+
+def _count() -> int:
+    return AuditEntry.objects.count()
+
+
+def _request(client: Client, method: str, route: str, world: World, posts: dict[str, dict[str, object]]) -> int:
+    path = _path(route, world)
+    if method == "GET":
+        return client.get(path).status_code
+    return client.post(path, posts[route]).status_code
+
+
+def _routes_and_methods() -> list[tuple[str, str]]:
+    # Each route is tried with GET and POST; the view answers 405 to a method it does not take.
+    return [(method, route) for route, _ in ROUTES if route not in PUBLIC_ROUTES for method in ("GET", "POST")]
+
+
+def test_every_page_and_form_records_an_entry(world, make_user):
+    posts = _posts(world)
+    silent, unknown_post = [], []
+    for method, route in _routes_and_methods():
+        world.admin.refresh_from_db()
+        client = client_for(world.admin)
+        before = _count()
+        if method == "POST" and route not in posts:
+            status = client.post(_path(route, world), {}).status_code
+            if status != 405:
+                unknown_post.append(route)
+            continue
+        status = _request(client, method, route, world, posts)
+        if status == 405:
+            continue
+        assert status < 500, (method, route, status)
+        if _count() == before and (method, route) not in NOT_RECORDED:
+            silent.append(f"{method} /{route} ({status})")
+
+    assert unknown_post == [], "add a valid form for these POST routes to _posts()"
+    assert silent == [], "these requests recorded nothing"
+
+
+def test_api_operations_all_record_an_entry(world):
+    schema = api.get_openapi_schema()
+    bodies = {
+        "/api/v1/conversations/{conversation_id}/reply": {"body": "From the API."},
+        "/api/v1/conversations/{conversation_id}/notes": {"body": "API note."},
+        "/api/v1/conversations/{conversation_id}/assign": {"assignee": str(world.agent.public_id)},
+        "/api/v1/conversations/{conversation_id}/status": {"status": "closed"},
+        "/api/v1/conversations/{conversation_id}/tags": {"add": ["api"]},
+    }
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {world.token}")
+    silent = []
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            url = re.sub(r"\{(\w+)\}", lambda m: world.ids[m.group(1)], path)
+            before = _count()
+            if method == "get":
+                response = client.get(url)
+            else:
+                response = client.post(url, bodies[path], content_type="application/json")
+            assert response.status_code < 300, (method, path, response.content[:200])
+            if _count() == before:
+                silent.append(f"{method.upper()} {path}")
+            newest = AuditEntry.objects.order_by("-seq").first()
+            assert newest.token_id, f"{method.upper()} {path} did not name the API token"
+
+    assert silent == []
+
+
+def test_denied_requests_are_recorded_with_their_target(world, make_user):
+    outsider = make_user("outsider@staff.example")
+    client = client_for(outsider)
+    route = "conversations/<str:conversation_id>/"
+
+    response = client.get(_path(route, world))
+
+    assert response.status_code == 404
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert (entry.code, entry.outcome, entry.actor_id) == ("access.denied", "denied", str(outsider.public_id))
+    assert (entry.target_kind, entry.target_id) == ("conversation", world.ids["conversation_id"])
+    assert entry.details_dict()["status"] == 404
+
+
+def test_a_member_without_the_permission_is_recorded_as_refused(world, make_user):
+    viewer = make_user("viewer@staff.example")
+    actions.add_member(actor=None, inbox=world.inbox, user=viewer, role="viewer")
+
+    response = client_for(viewer).post(_path("conversations/<str:conversation_id>/reply", world), {"body": "hi"})
+
+    assert response.status_code == 403
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert (entry.code, entry.outcome, entry.details_dict()["status"]) == ("access.denied", "denied", 403)
+
+
+def test_every_private_route_records_a_refusal_for_someone_outside(world, make_user):
+    outsider = make_user("outsider@staff.example")
+    client = client_for(outsider)
+    silent = []
+    for route, _pattern in ROUTES:
+        if route in PUBLIC_ROUTES or "<" not in route:
+            continue
+        before = _count()
+        response = client.get(sample_path(route))
+        if response.status_code in (403, 404) and _count() == before:
+            silent.append(route)
+
+    assert silent == []
+
+
+def test_api_with_a_bad_token_is_recorded(world):
+    client = Client(HTTP_AUTHORIZATION="Bearer sr_nope_nope")
+
+    response = client.get("/api/v1/inboxes")
+
+    assert response.status_code == 401
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert (entry.code, entry.outcome, entry.details_dict()["status"]) == ("access.denied", "denied", 401)
+
+
+def test_sign_in_success_failure_and_sign_out_are_recorded(world):
+    client = Client(HTTP_USER_AGENT="Firefox/999", REMOTE_ADDR="198.51.100.4")
+
+    client.post("/accounts/login/", {"login": "boss@staff.example", "password": "wrong password entirely"})
+    client.post("/accounts/login/", {"login": "boss@staff.example", "password": PASSWORD})
+    client.post("/accounts/logout/")
+
+    entries = list(AuditEntry.objects.filter(code__startswith="auth.").order_by("seq"))
+    assert [e.code for e in entries] == ["auth.signin.failed", "auth.signin.succeeded", "auth.signout"]
+    failed, succeeded, _ = entries
+    assert failed.outcome == "failed" and failed.actor_kind == "anonymous"
+    assert failed.target_id == str(world.admin.public_id)
+    assert "boss@staff.example" not in failed.details and PASSWORD not in failed.details
+    assert (succeeded.actor_id, succeeded.ip, succeeded.user_agent) == (
+        str(world.admin.public_id),
+        "198.51.100.4",
+        "Firefox/999",
+    )
+
+
+def test_failed_sign_in_for_an_unknown_address_names_no_person(db):
+    Client().post("/accounts/login/", {"login": "nobody@nowhere.example", "password": "x" * 20})
+
+    entry = AuditEntry.objects.get(code="auth.signin.failed")
+    assert entry.target_id == ""
+    assert len(entry.details_dict()["account"]) == 24
+
+
+def test_actions_record_with_the_actor_and_no_content(world):
+    conversation = Message.objects.get(public_id=world.ids["message_id"]).conversation
+    before = _count()
+
+    actions.change_status(conversation, actor=world.agent, status="closed")
+    actions.add_note(conversation, actor=world.agent, body="Secret internal remark about the customer")
+
+    entries = list(AuditEntry.objects.filter(seq__gte=before).order_by("seq"))
+    assert [e.code for e in entries] == ["conversation.status.changed", "note.added"]
+    assert all(e.actor_id == str(world.agent.public_id) for e in entries)
+    assert all(e.inbox_id == str(world.inbox.public_id) for e in entries)
+    assert entries[0].details_dict() == {"from": "open", "to": "closed"}
+    assert "Secret internal remark" not in entries[1].details
+
+
+def test_reading_a_conversation_names_it_and_its_inbox(world):
+    client = client_for(world.agent)
+
+    client.get(_path("conversations/<str:conversation_id>/", world))
+
+    entry = AuditEntry.objects.filter(code="conversation.viewed").get()
+    assert (entry.target_kind, entry.target_id, entry.inbox_id) == (
+        "conversation",
+        world.ids["conversation_id"],
+        world.ids["inbox_id"],
+    )
+    assert entry.details_dict() == {"channel": "web"}
+
+
+def test_an_action_that_fails_leaves_no_entry(world):
+    conversation = Message.objects.get(public_id=world.ids["message_id"]).conversation
+    before = _count()
+
+    with pytest.raises(Exception):  # noqa: B017 - Invalid
+        actions.change_status(conversation, actor=world.agent, status="nonsense")
+
+    assert _count() == before
+
+
+def test_record_refuses_unknown_codes_and_undeclared_details(db):
+    from strongroom.audit.log import record
+
+    with pytest.raises(ValueError, match="not an audit event code"):
+        record("conversation.teleported")
+    with pytest.raises(ValueError, match="declares no detail"):
+        record("conversation.viewed", details={"subject": "Invoice overdue"})
+    with pytest.raises(ValueError, match="single-line"):
+        record("conversation.viewed", details={"channel": "web\ninjected"})
