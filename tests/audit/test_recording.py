@@ -314,3 +314,74 @@ def test_record_refuses_unknown_codes_and_undeclared_details(db):
         record("conversation.viewed", details={"subject": "Invoice overdue"})
     with pytest.raises(ValueError, match="single-line"):
         record("conversation.viewed", details={"channel": "web\ninjected"})
+
+
+# --- every action ----------------------------------------------------------------------------
+
+# Public functions of the action modules that change nothing (helpers and rules), by name.
+NOT_ACTIONS = {
+    "strongroom.inboxes.actions": {"clean_tag", "default_cc", "saved_password_fits"},
+    "strongroom.identity.actions": {"generated_password", "user_for_api_token"},
+}
+
+
+def _action_calls(world: World) -> dict[str, Callable[[], object]]:
+    from strongroom.identity import actions as identity_actions
+
+    conversation = Message.objects.get(public_id=world.ids["message_id"]).conversation
+    reply = OutboxItem.objects.select_related("inbox", "message").get(message__public_id=world.ids["reply_message_id"])
+    token = identity_actions.create_api_token(user=world.agent, name="x", expires_in=None).token
+    return {
+        "create_inbox": lambda: actions.create_inbox(
+            actor=world.admin, name="Sales", address="sales@a.example", mail=actions.MailSettings()
+        ),
+        "update_inbox": lambda: actions.update_inbox(
+            world.inbox,
+            actor=world.admin,
+            name="Help A2",
+            address="help@a.example",
+            signature="--",
+            use_plus_reply_to=False,
+            is_active=True,
+            mail=actions.MailSettings(),
+        ),
+        "configure_mail": lambda: actions.configure_mail(
+            world.inbox, actor=world.admin, mail=actions.MailSettings(smtp_url="smtps://relay@127.0.0.1:465")
+        ),
+        "add_member": lambda: actions.add_member(actor=world.admin, inbox=world.inbox, user=world.agent, role="viewer"),
+        "remove_member": lambda: actions.remove_member(actor=world.admin, inbox=world.inbox, user=world.agent),
+        "assign_conversation": lambda: actions.assign_conversation(
+            conversation, actor=world.admin, assignee=world.admin
+        ),
+        "change_status": lambda: actions.change_status(conversation, actor=world.admin, status="pending"),
+        "tag_conversation": lambda: actions.tag_conversation(conversation, actor=world.admin, add=["refund"]),
+        "add_note": lambda: actions.add_note(conversation, actor=world.admin, body="note"),
+        "reply_to_conversation": lambda: actions.reply_to_conversation(conversation, actor=world.admin, body="Hi"),
+        "retry_delivery": lambda: actions.retry_delivery(reply, actor=world.admin),
+        "create_user": lambda: identity_actions.create_user(actor=world.admin, email="n3@staff.example", password=None),
+        "create_api_token": lambda: identity_actions.create_api_token(user=world.admin, name="t", expires_in=None),
+        "revoke_api_token": lambda: identity_actions.revoke_api_token(token=token, actor=world.agent),
+    }
+
+
+def test_every_action_records_an_entry(world):
+    import importlib
+    import inspect
+
+    calls = _action_calls(world)
+    missing, silent = [], []
+    for module_name, helpers in NOT_ACTIONS.items():
+        module = importlib.import_module(module_name)
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("_") or function.__module__ != module_name or name in helpers:
+                continue
+            if name not in calls:
+                missing.append(f"{module_name}.{name}")
+                continue
+            before = _count()
+            calls[name]()
+            if _count() == before:
+                silent.append(name)
+
+    assert missing == [], "add a call for these actions to _action_calls()"
+    assert silent == [], "these actions recorded nothing"
