@@ -8,8 +8,9 @@ It checks, following RFC 9162 (Certificate Transparency 2.0):
 1. the leaf hash is SHA-256(0x00 || entry bytes);
 2. the inclusion path leads from that leaf at that index to the checkpoint's root;
 3. the checkpoint text says that size and root, and its Ed25519 signature verifies under the
-   public key you trust (pin it with --public-key; without it, the key inside the proof is
-   used and the check only shows the proof is self-consistent).
+   public key you trust, given with --public-key (from `strongroom audit public-key`, obtained
+   out of band). Without it the check fails: a proof that brings its own key proves nothing.
+   --self-consistent-only checks a proof against the key inside it, and says so.
 
 A consistency proof (`strongroom audit prove --from-size A --to-size B`) is checked the same way
 with `--consistency`. Exit status 0 when everything holds, 1 otherwise.
@@ -23,6 +24,9 @@ import sys
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+HASH_BYTES = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
 
 def node(left, right):
     return hashlib.sha256(b"\x01" + left + right).digest()
@@ -30,7 +34,7 @@ def node(left, right):
 
 def root_from_inclusion(leaf, index, size, path):
     """RFC 9162 section 2.1.3.2; None when the path does not fit the index and size."""
-    if not 0 <= index < size:
+    if not 0 <= index < size or any(len(p) != HASH_BYTES for p in path):
         return None
     fn, sn, r = index, size - 1, leaf
     for p in path:
@@ -49,10 +53,12 @@ def root_from_inclusion(leaf, index, size, path):
 
 def consistent(first, second, first_root, second_root, path):
     """RFC 9162 section 2.1.4.2."""
+    if any(len(p) != HASH_BYTES for p in path):
+        return False
     if first == second:
         return not path and first_root == second_root
     if first == 0:
-        return not path
+        return not path and first_root == EMPTY_ROOT
     if not 0 < first < second:
         return False
     path = list(path)
@@ -83,7 +89,7 @@ def check_checkpoint(cp, pinned_key):
         f"strongroom audit checkpoint v1\nkey {cp['key_id']}\nsize {cp['size']}\n"
         f"root {cp['root']}\ntime {cp['time_us']}\n"
     ).encode()
-    key = bytes.fromhex(pinned_key or cp["public_key"])
+    key = bytes.fromhex(pinned_key or cp["public_key"])  # the caller insists on a pinned key
     try:
         Ed25519PublicKey.from_public_bytes(key).verify(bytes.fromhex(cp["signature"]), text)
     except (InvalidSignature, ValueError):
@@ -96,7 +102,15 @@ def main(argv=None):
     parser.add_argument("proof", help="the JSON file printed by `strongroom audit prove`")
     parser.add_argument("--public-key", help="the log's Ed25519 public key (hex), obtained out of band")
     parser.add_argument("--consistency", action="store_true", help="the file is a consistency proof")
+    parser.add_argument(
+        "--self-consistent-only",
+        action="store_true",
+        help="check against the key inside the proof (shows nothing about who signed it)",
+    )
     args = parser.parse_args(argv)
+    if not args.public_key and not args.self_consistent_only:
+        print("FAILED: give --public-key (the log's key, obtained out of band); see --help")
+        return 2
     with open(args.proof, encoding="utf-8") as handle:
         proof = json.load(handle)
 
@@ -130,7 +144,7 @@ def main(argv=None):
         for problem in problems:
             print("FAILED:", problem)
         return 1
-    print(ok_text + ("" if args.public_key else " (key not pinned: pass --public-key)"))
+    print(ok_text + ("" if args.public_key else " (self-consistent only: the signing key was not pinned)"))
     return 0
 
 

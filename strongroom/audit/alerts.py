@@ -77,6 +77,9 @@ def acknowledge_alert(alert: Alert, *, actor: Any) -> Alert:
         locked = Alert.objects.select_for_update().get(pk=alert.pk)
         if locked.acknowledged_at is not None:
             raise Conflict("this alert was already acknowledged")
+        if locked.person_id and locked.person_id == str(actor.public_id):
+            # Whoever the alert is about must not be the one who closes it.
+            raise NotAllowed("an alert about you is acknowledged by another person")
         locked.acknowledged_at = timezone.now()
         locked.acknowledged_by = str(actor.public_id)
         locked.save(update_fields=["acknowledged_at", "acknowledged_by"])

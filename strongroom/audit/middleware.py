@@ -49,6 +49,8 @@ class AuditContextMiddleware:
 
 
 def record_refusal(request: HttpRequest, status: int) -> None:
+    """Record `access.denied` for a refused request: 401 (API without a valid token), 302 (not
+    signed in, sent to the sign-in page), 403, or 404 on a URL naming an object."""
     match = getattr(request, "resolver_match", None)
     if status == 404 and (match is None or not match.kwargs):
         return  # no such page at all: nothing protected was asked for

@@ -119,7 +119,9 @@ def _csv_safe(value: object) -> str:
 
 def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Every cell quoted: with ";" as the separator (common in Europe) an unquoted cell holding
+    # ";=..." would become a formula cell of its own.
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     writer.writerow(EXPORT_COLUMNS)
     yield buffer.getvalue()
     for entry in entries:

@@ -50,6 +50,7 @@ def place_hold(*, actor: object, reason: str) -> LegalHold:
     if not reason:
         raise Invalid("a legal hold needs a reason")
     with transaction.atomic():
+        lock_log()  # after any prune in progress, before any that starts: it sees this hold
         hold = LegalHold.objects.create(
             reason=reason[:500], placed_by=str(getattr(actor, "public_id", "") or ""), placed_at=timezone.now()
         )
@@ -88,16 +89,18 @@ def prune(*, older_than: datetime, actor: object = None) -> ArchiveSegment | Non
     checkpoints.create_checkpoint()
     with transaction.atomic():
         lock_log()
+        if active_holds():  # placed while this prune waited for the lock
+            raise Conflict("a legal hold is active: nothing is pruned until it is released")
         last = ArchiveSegment.objects.order_by("-end_seq").first()
         first = last.end_seq if last else 0
         frontier = Frontier(first, checkpoints.frontier_nodes(last.frontier)) if last else Frontier()
         end = _first_seq_at_or_after(first, int(older_than.timestamp() * 1_000_000))
         if end is None:
             end = checkpoints.log_size()
-        if settings.AUDIT_SYSLOG:
-            # Never archive what the SIEM has not received: the stream reads from the table.
-            streamed = Cursor.objects.filter(name="siem").values_list("position", flat=True).first() or 0
-            end = min(end, streamed)
+        # Never archive what the detection rules (or the SIEM) have not read: they read the table.
+        consumers = ["detection", "siem"] if settings.AUDIT_SYSLOG else ["detection"]
+        for name in consumers:
+            end = min(end, Cursor.objects.filter(name=name).values_list("position", flat=True).first() or 0)
         if end <= first:
             return None
         directory = archive_dir()

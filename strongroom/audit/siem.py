@@ -330,9 +330,11 @@ class Connection:
         try:
             self.sock.unwrap()
             answered = True
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError):
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
             answered = True
         except (ssl.SSLError, OSError):
+            # A reset or a broken pipe is no answer: a receiver that resets may not have read
+            # everything (it resets precisely when unread data is left), so nothing is confirmed.
             answered = False
         self.abort()
         return answered

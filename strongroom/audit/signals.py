@@ -34,13 +34,18 @@ def _signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 
 def _failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    record_failed_signin(credentials, reason="credentials")
+
+
+def record_failed_signin(credentials: dict[str, Any], *, reason: str) -> None:
+    """Record a refused sign-in: `credentials` as typed (the password is never read)."""
     address = str(credentials.get("email") or credentials.get("username") or "")
     person = get_user_model().objects.filter(email__iexact=address.strip()).first() if address else None
     record(
         "auth.signin.failed",
         actor=context.Source(actor_kind=context.ActorKind.ANONYMOUS),
         target=person,
-        details={"account": account_digest(address), "reason": "credentials"},
+        details={"account": account_digest(address), "reason": reason},
         outcome=Outcome.FAILED,
     )
 

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
@@ -266,9 +267,20 @@ def _file_batch(inbox: Inbox, items: Sequence[Incoming], *, source: str, imap_ui
     contacts = contacts_for([parsed for parsed, _ in readings if parsed is not None])
     keys = blob_store().put_many([item.raw for item, _ in fresh])
     receipts = []
+    # Recorded after the whole batch: record() takes the log's lock until commit, and holding
+    # it while updating the next message's conversation could deadlock with an agent's action
+    # (which locks the conversation, then records).
+    entries: list[AuditEntryArgs] = []
     for (item, digest), (parsed, failure), key in zip(fresh, readings, keys, strict=True):
         message = file_parsed(
-            inbox, parsed, failure, raw_blob=key, raw_size=len(item.raw), contacts=contacts, source=source
+            inbox,
+            parsed,
+            failure,
+            raw_blob=key,
+            raw_size=len(item.raw),
+            contacts=contacts,
+            source=source,
+            audit_later=entries,
         )
         receipts.append(
             InboundMail(
@@ -286,6 +298,11 @@ def _file_batch(inbox: Inbox, items: Sequence[Incoming], *, source: str, imap_ui
             )
         )
     InboundMail.objects.bulk_create(receipts)
+    for entry in entries:
+        audit.record("mail.ingested", **entry)
+
+
+AuditEntryArgs = dict[str, Any]
 
 
 def read(raw: bytes, oversize_note: str = "") -> tuple[ParsedMessage | None, str]:
@@ -318,6 +335,7 @@ def file_parsed(
     raw_size: int,
     contacts: dict[str, Contact],
     source: str = "",
+    audit_later: list[AuditEntryArgs] | None = None,
 ) -> Message:
     """Store a read message (or the reason it could not be read) in its conversation, and
     record `mail.ingested` in the caller's transaction."""
@@ -347,12 +365,15 @@ def file_parsed(
             is_new = False
             _continue_conversation(conversation, now, body_preview)
         message = _store_parsed(conversation, parsed, raw_blob, raw_size, body_preview, now)
-    audit.record(
-        "mail.ingested",
-        target=conversation,
-        inbox=inbox,
-        details={"message": str(message.public_id), "source": source or None, "is_new_conversation": is_new},
-    )
+    entry: AuditEntryArgs = {
+        "target": conversation,
+        "inbox": inbox,
+        "details": {"message": str(message.public_id), "source": source or None, "is_new_conversation": is_new},
+    }
+    if audit_later is None:
+        audit.record("mail.ingested", **entry)
+    else:
+        audit_later.append(entry)
     log.info(
         "message filed inbox=%s conversation=%s message=%s parsed=%s",
         inbox.public_id,

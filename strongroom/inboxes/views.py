@@ -138,6 +138,8 @@ def _conversation_page(
     status: int = 200,
 ) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
+    # Every rendering shows the whole conversation (a form with an error included): a read.
+    audit.record("conversation.viewed", target=conversation, inbox=conversation.inbox, details={"channel": "web"})
     perms = access.inbox_perms(user, conversation.inbox)
     members = (
         Membership.objects.filter(inbox=conversation.inbox, role__in=access.roles_with(Perm.VIEW), user__is_active=True)
@@ -204,7 +206,6 @@ def _recent_readers(conversation: Conversation, limit: int = 5) -> list[dict[str
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     conversation = access.get_conversation_for(request.user, conversation_id, Perm.VIEW)  # type: ignore[arg-type]
-    audit.record("conversation.viewed", target=conversation, inbox=conversation.inbox, details={"channel": "web"})
     return _conversation_page(request, conversation)
 
 

@@ -18,6 +18,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from strongroom.audit.middleware import record_refusal
 from strongroom.identity.permissions import GLOBAL_PERMS, INBOX_PERMS, Perm, has_global_perm
 
 View = Callable[..., HttpResponse]
@@ -38,6 +39,8 @@ def _signed_in_only(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
         if not user.is_authenticated or not user.is_active:
+            if kwargs or request.path != "/":
+                record_refusal(request, 302)
             return redirect_to_login(request.get_full_path())
         return view(request, *args, **kwargs)
 

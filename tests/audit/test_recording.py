@@ -385,3 +385,71 @@ def test_every_action_records_an_entry(world):
 
     assert missing == [], "add a call for these actions to _action_calls()"
     assert silent == [], "these actions recorded nothing"
+
+
+# --- findings of the review: reads and refusals that once escaped the log --------------------
+
+
+def test_a_reply_form_with_an_error_shows_the_conversation_and_records_the_read(world):
+    client = client_for(world.agent)
+
+    response = client.post(_path("conversations/<str:conversation_id>/reply", world), {"body": ""})
+
+    assert response.status_code == 400
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert (entry.code, entry.actor_id) == ("conversation.viewed", str(world.agent.public_id))
+
+
+@pytest.fixture
+def fresh_rate_limits():
+    """The rate limits live in the cache: leave none behind for the next test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_sign_ins_refused_by_the_rate_limit_are_recorded(world, fresh_rate_limits):
+    client = Client(REMOTE_ADDR="203.0.113.9")
+
+    for _ in range(8):
+        client.post("/accounts/login/", {"login": "boss@staff.example", "password": "not the password at all"})
+
+    reasons = [e.details_dict()["reason"] for e in AuditEntry.objects.filter(code="auth.signin.failed")]
+    assert len(reasons) == 8
+    assert "rate_limited" in reasons
+
+
+def test_anonymous_requests_for_protected_pages_are_recorded(world):
+    response = Client().get(_path("conversations/<str:conversation_id>/", world))
+
+    assert response.status_code == 302
+    entry = AuditEntry.objects.order_by("-seq").first()
+    assert (entry.code, entry.actor_kind, entry.details_dict()["status"]) == ("access.denied", "anonymous", 302)
+    assert entry.target_id == world.ids["conversation_id"]
+
+
+def test_csv_export_quotes_every_cell_so_no_cell_becomes_a_formula(world):
+    Client(HTTP_USER_AGENT="Mozilla/5.0;=WEBSERVICE(A2)").post(
+        "/accounts/login/", {"login": "x@y.example", "password": "p" * 20}
+    )
+
+    body = b"".join(client_for(world.admin).get("/audit/export.csv?event=auth.signin.failed").streaming_content)
+
+    assert b'"Mozilla/5.0;=WEBSERVICE(A2)"' in body
+    assert b",Mozilla" not in body
+
+
+def test_an_alert_about_someone_cannot_be_acknowledged_by_them(world):
+    from strongroom.audit.alerts import acknowledge_alert
+    from strongroom.audit.models import Alert
+    from strongroom.errors import NotAllowed
+
+    actions.add_member(actor=None, inbox=world.inbox, user=world.agent, role="agent")
+    alert = Alert.objects.get(public_id=world.ids["alert_id"])
+    alert.person_id = str(world.admin.public_id)
+    alert.save(update_fields=["person_id"])
+
+    with pytest.raises(NotAllowed):
+        acknowledge_alert(alert, actor=world.admin)

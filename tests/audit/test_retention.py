@@ -18,6 +18,14 @@ from strongroom.errors import Conflict
 from tests.audit.conftest import raw
 
 
+def _prune(**kwargs):
+    """Prune as the worker does: after the detection rules have read every entry."""
+    from strongroom.audit.detection import run_detection
+
+    run_detection()
+    return retention.prune(**kwargs)
+
+
 @pytest.fixture
 def archive_dir(settings, tmp_path):
     settings.AUDIT_ARCHIVE_DIR = tmp_path / "archive"
@@ -32,7 +40,7 @@ def test_pruning_archives_old_entries_and_the_log_still_verifies(fill_log, archi
     fill_log(5)
     create_checkpoint()
 
-    segment = retention.prune(older_than=timezone.now() - timedelta(days=365))
+    segment = _prune(older_than=timezone.now() - timedelta(days=365))
 
     assert (segment.first_seq, segment.end_seq) == (0, 13)
     assert list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True))[:1] == [13]
@@ -50,7 +58,7 @@ def test_archive_verifies_on_its_own_and_a_changed_archive_does_not(fill_log, ar
     fill_log(6)
     monkeypatch.undo()
     fill_log(2)
-    segment = retention.prune(older_than=timezone.now() - timedelta(days=365))
+    segment = _prune(older_than=timezone.now() - timedelta(days=365))
     path = archive_dir / segment.file_name
 
     assert retention.verify_archive(path).startswith("OK:")
@@ -70,7 +78,7 @@ def test_proofs_still_work_after_pruning(fill_log, archive_dir, monkeypatch):
     fill_log(10)
     monkeypatch.undo()
     fill_log(7)
-    retention.prune(older_than=timezone.now() - timedelta(days=365))
+    _prune(older_than=timezone.now() - timedelta(days=365))
 
     proof = proofs.prove_entry(12)
 
@@ -84,11 +92,11 @@ def test_legal_hold_blocks_pruning_until_released(fill_log, archive_dir, admin):
     hold = retention.place_hold(actor=admin, reason="Litigation 2026-041")
 
     with pytest.raises(Conflict, match="legal hold"):
-        retention.prune(older_than=timezone.now() + timedelta(days=1))
+        _prune(older_than=timezone.now() + timedelta(days=1))
     assert AuditEntry.objects.filter(seq=0).exists()
 
     retention.release_hold(hold, actor=admin)
-    assert retention.prune(older_than=timezone.now() + timedelta(days=1)) is not None
+    assert _prune(older_than=timezone.now() + timedelta(days=1)) is not None
     codes = list(AuditEntry.objects.values_list("code", flat=True))
     assert "audit.hold.placed" not in codes  # archived with the rest...
     assert "audit.pruned" in codes  # ...and the pruning itself is recorded after
@@ -99,7 +107,7 @@ def test_entries_outside_an_archive_segment_still_cannot_be_deleted(fill_log, ar
     from django.db import DatabaseError, transaction
 
     fill_log(4)
-    retention.prune(older_than=timezone.now() + timedelta(days=1))
+    _prune(older_than=timezone.now() + timedelta(days=1))
     remaining = AuditEntry.objects.order_by("seq").first().seq
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -111,9 +119,9 @@ def test_nothing_is_pruned_that_the_siem_has_not_received(fill_log, archive_dir,
 
     settings.AUDIT_SYSLOG = "tls://127.0.0.1:1"
     fill_log(10)
-    Cursor.objects.create(name="siem", position=4)
+    Cursor.objects.create(name="siem", position=4)  # the SIEM has received entries 0-3
 
-    segment = retention.prune(older_than=timezone.now() + timedelta(days=1))
+    segment = _prune(older_than=timezone.now() + timedelta(days=1))
 
     assert segment.end_seq == 4
 
@@ -189,3 +197,52 @@ def test_consistency_proof_between_two_checkpoints_checks_outside(fill_log, tmp_
 
     assert checked.returncode == 0, checked.stdout
     assert checked.stdout.startswith(f"OK: the log at size {second.size} extends the log at size {first.size}")
+
+
+def test_nothing_is_pruned_that_the_detection_rules_have_not_read(fill_log, archive_dir):
+    fill_log(10)
+
+    assert retention.prune(older_than=timezone.now() + timedelta(days=1)) is None
+    assert AuditEntry.objects.filter(seq=0).exists()
+
+
+def test_outside_verifier_refuses_a_proof_signed_by_a_key_it_was_not_given(fill_log, tmp_path):
+    """A forger signs a made-up entry with a key of their own: without the log's key pinned
+    the verifier refuses; with it, the signature fails."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from strongroom.audit import merkle
+    from strongroom.audit.checkpoints import checkpoint_text, current_key
+
+    fill_log(1)
+    create_checkpoint()
+    entry = b'[1,1,"conversation.viewed","allowed","person","someone","","","","","","",{}]'
+    root = merkle.leaf_hash(entry)
+    forger = Ed25519PrivateKey.generate()
+    text = checkpoint_text("forged", 1, root, 1)
+    proof = {
+        "index": 0,
+        "entry": entry.decode(),
+        "leaf_hash": root.hex(),
+        "inclusion_path": [],
+        "checkpoint": {
+            "size": 1,
+            "root": root.hex(),
+            "time_us": 1,
+            "key_id": "forged",
+            "public_key": forger.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex(),
+            "signature": forger.sign(text).hex(),
+        },
+    }
+    path = tmp_path / "forged.json"
+    path.write_bytes(orjson.dumps(proof))
+    script = [sys.executable, "contrib/verify_audit_proof.py", str(path)]
+
+    unpinned = subprocess.run(script, capture_output=True, text=True)
+    pinned = subprocess.run(
+        [*script, "--public-key", bytes(current_key().public_key).hex()], capture_output=True, text=True
+    )
+
+    assert unpinned.returncode != 0 and "give --public-key" in unpinned.stdout
+    assert pinned.returncode == 1 and "not signed by that key" in pinned.stdout
