@@ -113,6 +113,8 @@ if bool(SMTP_INTAKE_TLS_CERT) != bool(SMTP_INTAKE_TLS_KEY):
 AUDIT_CHECKPOINT_SECONDS = env_int("STRONGROOM_AUDIT_CHECKPOINT_SECONDS", 300, minimum=5)
 AUDIT_RETENTION_DAYS = env_int("STRONGROOM_AUDIT_RETENTION_DAYS", 0, minimum=0)  # 0: keep every entry
 AUDIT_ARCHIVE_DIR = env_path("STRONGROOM_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive")
+# The checkpoint keys this installation trusts, outside the database (strongroom/audit/keys.py).
+AUDIT_KEYS_FILE = env_path("STRONGROOM_AUDIT_KEYS_FILE", DATA_DIR / "audit-keys.pub")
 # SIEM streaming: syslog (RFC 5424) over TLS (RFC 5425), tls://host:port; empty = off.
 AUDIT_SYSLOG = env_str("STRONGROOM_AUDIT_SYSLOG")
 AUDIT_SYSLOG_CA = env_str("STRONGROOM_AUDIT_SYSLOG_CA")  # empty: the system's trust store

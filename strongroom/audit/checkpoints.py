@@ -26,9 +26,11 @@ from django.utils import timezone
 
 from strongroom import crypto
 from strongroom.audit.encoding import COLUMNS, encode_row
+from strongroom.audit.keys import keys_file, pin_key, pinned_keys
 from strongroom.audit.log import lock_log, record
 from strongroom.audit.merkle import Frontier, leaf_hash
 from strongroom.audit.models import ArchiveSegment, Checkpoint, SigningKey
+from strongroom.environment import ConfigError
 
 HEADER = "strongroom audit checkpoint v1"
 # Column names are constants of encoding.py, never input.
@@ -45,12 +47,24 @@ def checkpoint_text(key_id: str, size: int, root: bytes, at_us: int) -> bytes:
 
 
 def current_key() -> SigningKey:
-    """The newest signing key, made on first use."""
-    key = SigningKey.objects.order_by("-created_at").first()
-    if key is not None:
-        return key
+    """The newest pinned signing key, made (and pinned) on first use.
+
+    A key in the database that the keys file does not list is never used: someone with
+    database access may have put it there. Raises ConfigError when the database has keys but
+    the keys file is missing (a restore without it): signing under a fresh key would hide that.
+    """
+    pinned = pinned_keys()
+    for key in SigningKey.objects.order_by("-created_at"):
+        if pinned.get(key.key_id) == bytes(key.public_key):
+            return key
+    if not pinned and SigningKey.objects.exists():
+        raise ConfigError(
+            f"The audit keys file {keys_file()} is missing but the database holds signing keys. Restore the "
+            "file from the backup of this installation, or pin the database's keys with `strongroom audit pin-keys`."
+        )
     key_id = crypto.random_token(5)
     public, sealed = crypto.generate_signing_key(key_id)
+    pin_key(key_id, public)
     return SigningKey.objects.create(key_id=key_id, public_key=public, private_sealed=sealed, created_at=timezone.now())
 
 
@@ -145,7 +159,8 @@ def create_checkpoint(*, requested_by: object = None) -> Checkpoint:
 
 
 def public_keys() -> dict[str, bytes]:
-    return {key.key_id: bytes(key.public_key) for key in SigningKey.objects.all()}
+    """The keys whose signatures count: pinned in the keys file, outside the database."""
+    return pinned_keys()
 
 
 def export_record(checkpoint: Checkpoint, keys: dict[str, bytes]) -> dict[str, object]:

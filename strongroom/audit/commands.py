@@ -116,6 +116,22 @@ def cmd_public_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pin_keys(args: argparse.Namespace) -> int:
+    from strongroom.audit.keys import keys_file, pin_key, pinned_keys
+    from strongroom.audit.models import SigningKey
+
+    _prepare()
+    pinned = pinned_keys()
+    added = 0
+    for key in SigningKey.objects.order_by("created_at"):
+        if key.key_id not in pinned:
+            pin_key(key.key_id, bytes(key.public_key))
+            print(f"pinned {key.key_id} {bytes(key.public_key).hex()}: compare it with a copy you kept elsewhere")
+            added += 1
+    print(f"{added} key(s) pinned in {keys_file()}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from strongroom.audit import queries
     from strongroom.audit.log import record
@@ -221,6 +237,12 @@ def add_parsers(add: Add) -> None:
     sub = add("checkpoints", cmd_checkpoints, "List the signed checkpoints, or export them.", group)
     sub.add_argument("--export", help="write them as JSON Lines to this file, for someone outside to keep")
     add("public-key", cmd_public_key, "Print the checkpoint signing key (id and hex).", group)
+    add(
+        "pin-keys",
+        cmd_pin_keys,
+        "Trust the database's signing keys (after restoring a database without its audit keys file).",
+        group,
+    )
     sub = add("export", cmd_export, "Export entries as JSON Lines or CSV.", group)
     sub.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     sub.add_argument("--output", help="file to write (default: standard output)")

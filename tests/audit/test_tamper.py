@@ -187,3 +187,62 @@ def _fix_leaf(seq):
         cursor.execute(SELECT_ROWS, [seq, seq + 1])
         row = cursor.fetchone()
     raw("UPDATE audit_entry SET leaf_hash = %s WHERE seq = %s", [leaf_hash(encode_row(row[1:13])), seq])
+
+
+def test_a_key_and_archive_segment_forged_in_the_database_do_not_pass_verify(fill_log):
+    """With the triggers in place, someone inserts a signing key of their own, a segment
+    "archiving" the first entries signed with it, and deletes those entries (which the delete
+    trigger then allows). The key is not pinned outside the database, so verify fails."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from django.utils import timezone
+
+    from strongroom.audit.checkpoints import frontier_text
+    from strongroom.audit.merkle import Frontier
+    from strongroom.audit.models import ArchiveSegment, SigningKey
+    from strongroom.audit.retention import segment_text
+
+    fill_log(30)
+    create_checkpoint()
+    forger = Ed25519PrivateKey.generate()
+    public = forger.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    SigningKey.objects.create(key_id="forged", public_key=public, private_sealed=b"x", created_at=timezone.now())
+    frontier = Frontier()
+    frontier.extend(
+        bytes(h) for h in AuditEntry.objects.filter(seq__lt=25).order_by("seq").values_list("leaf_hash", flat=True)
+    )
+    segment = ArchiveSegment(
+        end_seq=25,
+        first_seq=0,
+        at_us=1,
+        file_name="x",
+        file_sha256="0" * 64,
+        root=frontier.root(),
+        frontier=frontier_text(frontier),
+        key_id="forged",
+    )
+    segment.signature = forger.sign(segment_text(segment))
+    segment.save(force_insert=True)
+    raw("DELETE FROM audit_entry WHERE seq < 25")
+
+    report = verify_log()
+
+    assert not report.ok
+    assert report.problems[0].startswith("archive segment [0, 25)")
+
+
+def test_a_key_inserted_in_the_database_is_never_used_to_sign(fill_log):
+    from django.utils import timezone
+
+    from strongroom.audit.checkpoints import current_key
+    from strongroom.audit.models import SigningKey
+
+    fill_log(2)
+    create_checkpoint()
+    genuine = current_key().key_id
+    SigningKey.objects.create(key_id="newer", public_key=b"\x01" * 32, private_sealed=b"x", created_at=timezone.now())
+
+    fill_log(1)
+    checkpoint = create_checkpoint()
+
+    assert checkpoint.key_id == genuine
