@@ -19,6 +19,8 @@ from django.utils import timezone
 from strongroom.audit import detection
 from strongroom.audit.log import record
 from strongroom.audit.models import Alert, DetectionRule, to_datetime
+from strongroom.audit.rules import RULES_BY_CODE
+from strongroom.audit.window import MAX_THRESHOLD
 from strongroom.errors import Conflict, Invalid, NotAllowed, NotFound
 
 
@@ -45,7 +47,7 @@ def raise_alert(
     `actor` None is whoever the current context names (the worker running detection).
     Mailing it is left to `notify.mail_new_alerts`. Raises Invalid for an unknown rule.
     """
-    if rule not in detection.RULES_BY_CODE:
+    if rule not in RULES_BY_CODE:
         raise Invalid(f"unknown detection rule {rule!r}")
     with transaction.atomic():
         alert = Alert.objects.create(
@@ -106,12 +108,12 @@ def update_rule(code: str, *, actor: Any, is_enabled: bool, threshold: int, wind
     threshold outside 1..100000 or a window outside 1..the rule's maximum.
     """
     _require(actor, "security.manage", "change detection rules")
-    rule = detection.RULES_BY_CODE.get(code)
+    rule = RULES_BY_CODE.get(code)
     if rule is None:
         raise Invalid(f"unknown detection rule {code!r}")
     if not isinstance(is_enabled, bool):
         raise Invalid("enabled must be true or false")
-    threshold = _whole_number("threshold", threshold, detection.MAX_THRESHOLD)
+    threshold = _whole_number("threshold", threshold, MAX_THRESHOLD)
     window_minutes = _whole_number("window in minutes", window_minutes, rule.max_window_minutes)
     with transaction.atomic():
         detection.rule_rows()
@@ -179,7 +181,7 @@ def summarize(alerts: Sequence[Alert]) -> list[AlertSummary]:
     people = people_named({a.person_id for a in alerts if a.person_id})
     summaries = []
     for alert in alerts:
-        rule = detection.RULES_BY_CODE.get(alert.rule)
+        rule = RULES_BY_CODE.get(alert.rule)
         last = entries.get(alert.last_seq)
         name, email = people.get(alert.person_id, ("", ""))
         summaries.append(

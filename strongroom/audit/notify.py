@@ -25,8 +25,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from strongroom.audit.alerts import AlertSummary, summarize
-from strongroom.audit.detection import RULES_BY_CODE
 from strongroom.audit.models import Alert
+from strongroom.audit.rules import RULES_BY_CODE
 from strongroom.errors import Invalid
 from strongroom.mail import smtp
 from strongroom.mail.compose import one_line

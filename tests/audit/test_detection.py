@@ -11,10 +11,11 @@ import pytest
 
 from strongroom.audit import context, log
 from strongroom.audit.alerts import acknowledge_alert, open_alerts, recent_alerts, update_rule
-from strongroom.audit.detection import MassRead, run_detection
+from strongroom.audit.detection import run_detection
 from strongroom.audit.events import ActorKind, Outcome
 from strongroom.audit.log import record
 from strongroom.audit.models import Alert, AuditEntry, Cursor
+from strongroom.audit.rules import MassRead
 from strongroom.audit.signals import account_digest
 from strongroom.errors import Conflict, Invalid, NotAllowed
 
