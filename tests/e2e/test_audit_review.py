@@ -33,6 +33,7 @@ def test_admin_sees_who_opened_a_conversation_and_acknowledges_an_alert(
     page.goto(f"{live_server.url}/conversations/{conversation_a.public_id}/")
     side = page.get_by_role("complementary")
     side.get_by_text("Alex Agent").wait_for()
+    page.screenshot(path="test-artifacts/conversation-who-opened.png", full_page=True)
     side.get_by_role("link", name="Full access history").click()
 
     # Then the history lists the agent's and the admin's views of it.
