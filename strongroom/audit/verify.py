@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import connection, connections
 
 from strongroom import crypto
@@ -241,39 +242,52 @@ def _replay(
 def _chunks(start: int, end: int) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of entries [start, end) in order, CHUNK at a time.
 
-    Outside a transaction, a thread with its own connection reads the next chunk while this
-    one is hashed: the database's work (PostgreSQL's runs in its own process, SQLite's
-    without the GIL) then overlaps the hashing instead of adding to it. Each chunk is a
-    separate read either way, as in autocommit; inside a transaction the entries are read
-    on its connection, which may hold entries not yet committed."""
-    if connection.in_atomic_block or not connection.get_autocommit() or end - start <= CHUNK:
+    On PostgreSQL outside a transaction, a thread with its own connection reads the next
+    chunk while this one is hashed, so that the server's work (in its own process) overlaps
+    the hashing instead of adding to it. Each chunk is a separate read either way, as in
+    autocommit. Inside a transaction the entries are read on its connection, which may hold
+    entries not yet committed; on SQLite there is nothing to overlap (its reads hold the GIL)."""
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or not connection.get_autocommit()
+        or end - start <= CHUNK
+    ):
         with connection.cursor() as cursor:
             for first in range(start, end, CHUNK):
                 cursor.execute(SELECT_ROWS, [first, min(end, first + CHUNK)])
                 yield cursor.fetchall()
         return
-    ready: queue.Queue[list[tuple[Any, ...]] | BaseException] = queue.Queue(maxsize=2)
+    alias = connection.alias
+    ready: queue.Queue[list[tuple[Any, ...]] | BaseException] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def hand_over(item: list[tuple[Any, ...]] | BaseException) -> bool:
+        """Queue one chunk (or the reader's exception); False once nobody is reading them."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
-        own = connections.create_connection(connection.alias)
         try:
-            with own.cursor() as cursor:
-                for first in range(start, end, CHUNK):
-                    cursor.execute(SELECT_ROWS, [first, min(end, first + CHUNK)])
-                    rows = cursor.fetchall()
-                    while not stop.is_set():
-                        try:
-                            ready.put(rows, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-        except BaseException as exc:  # handed to the reader of the chunks, raised there
-            ready.put(exc)
-        finally:
-            own.close()
+            own = connections.create_connection(alias)
+            try:
+                own.ensure_connection()
+                # Results in binary: less for the server to format and for this process to
+                # parse (the same values: int, str, bytes).
+                with own.wrap_database_errors, psycopg.Cursor(own.connection) as cursor:
+                    for first in range(start, end, CHUNK):
+                        cursor.execute(SELECT_ROWS, [first, min(end, first + CHUNK)], binary=True)
+                        if not hand_over(cursor.fetchall()):
+                            return
+            finally:
+                own.close()
+        except BaseException as exc:  # raised where the chunks are read
+            hand_over(exc)
 
     reader = threading.Thread(target=read, name="audit-verify-reader", daemon=True)
     reader.start()
