@@ -15,11 +15,13 @@ The first thing that does not match is reported, naming the entry or the checkpo
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,7 +38,7 @@ from strongroom.audit.checkpoints import (
     public_keys,
 )
 from strongroom.audit.encoding import FORMAT_VERSION
-from strongroom.audit.merkle import Frontier
+from strongroom.audit.merkle import Frontier, leaf_hash
 from strongroom.audit.models import ArchiveSegment, Checkpoint
 from strongroom.audit.retention import segment_text
 
@@ -139,6 +141,12 @@ def verify_log(trusted: Iterable[dict[str, Any]] = (), progress: Callable[[int, 
                 f"trusted checkpoint at size {trusted_size}: the log has only {size} entries (entries were removed)"
             )
             return report
+    archived_targets = {s: root for s, root in targets.items() if s <= start}
+    if archived_targets:
+        problem = _check_archived(archived_targets)
+        if problem:
+            report.problems.append(problem)
+            return report
     targets = {s: root for s, root in targets.items() if s > start}
     if start in signed_roots and signed_roots[start] != frontier.root():
         report.problems.append(f"checkpoint at size {start}: does not match the archive")
@@ -148,6 +156,39 @@ def verify_log(trusted: Iterable[dict[str, Any]] = (), progress: Callable[[int, 
     if problem:
         report.problems.append(problem)
     return report
+
+
+def _check_archived(trusted_roots: dict[int, bytes]) -> str | None:
+    """Trusted checkpoints older than the table's first entry: replay the archive files
+    (STRONGROOM_AUDIT_ARCHIVE_DIR) up to them. A missing or altered file is a problem, never
+    a silent pass: a checkpoint held outside is only worth something if it is checked."""
+    from django.conf import settings
+
+    frontier = Frontier()
+    wanted = sorted(trusted_roots)
+    if wanted and wanted[0] == 0:
+        if trusted_roots[0] != frontier.root():
+            return "trusted checkpoint at size 0 is not the empty tree"
+        wanted.pop(0)
+    for segment in ArchiveSegment.objects.order_by("end_seq"):
+        if not wanted or wanted[0] > segment.end_seq:
+            break
+        path = Path(settings.AUDIT_ARCHIVE_DIR) / segment.file_name
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return f"trusted checkpoint at size {wanted[0]} lies in archived entries, and {path} cannot be read"
+        if hashlib.sha256(data).hexdigest() != segment.file_sha256:
+            return f"archive file {path.name} does not match its signed segment (it was changed)"
+        for line in gzip.decompress(data).splitlines():
+            frontier.append(leaf_hash(line))
+            while wanted and frontier.size == wanted[0]:
+                if frontier.root() != trusted_roots[wanted[0]]:
+                    return f"trusted checkpoint at size {wanted[0]} does not match the archived entries"
+                wanted.pop(0)
+    if wanted:
+        return f"trusted checkpoint at size {wanted[0]} could not be checked against the archive"
+    return None
 
 
 def _replay(

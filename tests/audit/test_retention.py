@@ -246,3 +246,26 @@ def test_outside_verifier_refuses_a_proof_signed_by_a_key_it_was_not_given(fill_
 
     assert unpinned.returncode != 0 and "give --public-key" in unpinned.stdout
     assert pinned.returncode == 1 and "not signed by that key" in pinned.stdout
+
+
+def test_checkpoints_held_outside_are_checked_against_the_archive(fill_log, archive_dir, monkeypatch):
+    from strongroom.audit.checkpoints import export_record, public_keys
+    from strongroom.audit.models import Checkpoint
+
+    old_time = (timezone.now() - timedelta(days=400)).timestamp()
+    monkeypatch.setattr("strongroom.audit.log.time.time_ns", lambda: int(old_time * 1e9))
+    fill_log(7)
+    create_checkpoint()
+    fill_log(5)
+    monkeypatch.undo()
+    held = [export_record(c, public_keys()) for c in Checkpoint.objects.all()]
+    fill_log(3)
+    segment = _prune(older_than=timezone.now() - timedelta(days=365))
+    assert segment.end_seq == 12 and held[0]["size"] == 7
+
+    assert verify_log(held).ok
+
+    path = archive_dir / segment.file_name
+    path.rename(path.with_suffix(".moved"))
+    report = verify_log(held)
+    assert not report.ok and "cannot be read" in report.problems[0]
