@@ -4,7 +4,7 @@
     strongroom serve                web server and worker
     strongroom worker [--until-idle]
     strongroom smtpd                the SMTP intake alone
-    strongroom user create|list     people
+    strongroom user create|list|deactivate   people (deactivate offboards)
     strongroom member add|remove    inbox memberships
     strongroom inbox create|list|test
     strongroom token create         API tokens
@@ -198,6 +198,21 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_deactivate(args: argparse.Namespace) -> int:
+    from strongroom.identity import actions
+
+    _prepare()
+    person = _user(args.email)
+    reassign = _user(args.reassign_to) if args.reassign_to else None
+    counts = actions.offboard_user(person, actor=None, reassign_to=reassign)
+    print(
+        f"{person.email} is deactivated: {counts.get('sessions', 0)} session(s) and {counts.get('tokens', 0)} "
+        f"token(s) revoked, {counts.get('memberships', 0)} membership(s) ended, "
+        f"{counts.get('conversations', 0)} open conversation(s) handed over"
+    )
+    return 0
+
+
 def _user(email: str) -> Any:
     from strongroom.identity.models import User
 
@@ -353,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--admin", action="store_true", help="may manage people and inboxes")
     sub.add_argument("--password-file", help="read the password from this file (else one is generated)")
     add("list", cmd_user_list, "List people.", users)
+    sub = add(
+        "deactivate",
+        cmd_user_deactivate,
+        "Offboard a person: deactivate, end sessions, tokens and memberships, hand over open conversations.",
+        users,
+    )
+    sub.add_argument("--email", required=True)
+    sub.add_argument("--reassign-to", help="give their open conversations to this person (else unassigned)")
 
     members = add("member", lambda a: 0, "Manage inbox memberships.").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -173,6 +173,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "strongroom.audit.middleware.AuditContextMiddleware",
+    "strongroom.identity.sessions.SessionGuardMiddleware",
     "strongroom.identity.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -236,6 +237,7 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 # --- sessions, cookies, transport security -------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("STRONGROOM_SESSION_HOURS", 12, minimum=1) * 3600
+SESSION_IDLE_MINUTES = env_int("STRONGROOM_SESSION_IDLE_MINUTES", 60, minimum=1)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

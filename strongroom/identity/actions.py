@@ -10,12 +10,14 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from strongroom import audit
 from strongroom.crypto import constant_time_equals, random_token
-from strongroom.errors import Conflict, Invalid
+from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import ApiToken, User
+from strongroom.identity.permissions import Perm, has_global_perm
 
 TOKEN_PREFIX = "sr"  # noqa: S105 - a public prefix, not a secret
 
@@ -126,6 +128,54 @@ def user_for_api_token(bearer: str) -> tuple[User, ApiToken] | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user, token
+
+
+# Sent inside the offboarding transaction; the inboxes app removes memberships and hands over
+# open conversations (identity knows nothing of inboxes). Receivers return a dict of counts.
+person_offboarded = Signal()
+
+
+def offboard_user(user: User, *, actor: User | None, reassign_to: User | None = None) -> dict[str, int]:
+    """Deactivate a person and take away everything they could use, in one transaction:
+    every browser session (its cookie is refused on the very next request), every API token,
+    every inbox membership; their open conversations go to `reassign_to` where that person
+    is a member of the inbox, else back to unassigned. Everything is recorded.
+
+    Raises NotAllowed without the people permission, Invalid for oneself or a bad target.
+    """
+    from strongroom.identity.sessions import revoke_all_sessions
+
+    if actor is not None and not has_global_perm(actor, Perm.MANAGE_USERS):
+        raise NotAllowed("you may not offboard people")
+    if actor is not None and actor.pk == user.pk:
+        raise Invalid("you cannot offboard yourself; ask another admin")
+    if reassign_to is not None and (reassign_to.pk == user.pk or not reassign_to.is_active):
+        raise Invalid("hand the conversations to another active person")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if not locked.is_active:
+            raise Conflict(f"{locked.email} is already deactivated")
+        locked.is_active = False
+        locked.save(update_fields=["is_active"])
+        counts: dict[str, int] = {}
+        for _receiver, result in person_offboarded.send(sender=User, user=locked, actor=actor, reassign_to=reassign_to):
+            counts.update(result or {})
+        counts["sessions"] = revoke_all_sessions(locked, actor=actor, reason="offboarded")
+        counts["tokens"] = 0
+        for token in ApiToken.objects.filter(user=locked, revoked_at__isnull=True):
+            revoke_api_token(token=token, actor=actor)
+            counts["tokens"] += 1
+        audit.record(
+            "user.deactivated",
+            actor=actor,
+            target=locked,
+            details={
+                "person": str(locked.public_id),
+                **{k: counts.get(k, 0) for k in ("sessions", "tokens", "memberships", "conversations")},
+            },
+        )
+    user.is_active = False
+    return counts
 
 
 def revoke_api_token(*, token: ApiToken, actor: User | None = None) -> None:

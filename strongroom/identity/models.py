@@ -83,3 +83,35 @@ class ApiToken(models.Model):
     @property
     def audit_ref(self) -> tuple[str, str]:
         return ("token", self.key_id)
+
+
+class UserSession(models.Model):
+    """A signed-in browser: what the sessions page lists and what revocation ends.
+
+    `session_key` is Django's session key (stored as it is in django_session, whose row is
+    deleted on revocation); the page and URLs use `public_id` only.
+    """
+
+    class End(models.TextChoices):
+        SIGNED_OUT = "signed_out"
+        REVOKED = "revoked"
+        IDLE = "idle"
+        EXPIRED = "expired"
+        OFFBOARDED = "offboarded"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="browser_sessions")
+    session_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_reason = models.CharField(max_length=16, choices=End.choices, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ended_at"], name="identity_session_user")]
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("session", str(self.public_id))

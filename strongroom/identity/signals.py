@@ -3,10 +3,28 @@
 from typing import Any
 
 from allauth.account.signals import password_changed, password_reset, password_set
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
+from django.utils import timezone
 
 from strongroom import audit
-from strongroom.identity.models import User
+from strongroom.identity.models import User, UserSession
+from strongroom.identity.sessions import start_session
+
+
+@receiver(user_logged_in)
+def record_session(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        start_session(request, user)
+
+
+@receiver(user_logged_out)
+def end_session(sender: Any, request: Any, user: User | None, **kwargs: Any) -> None:
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    if key:
+        UserSession.objects.filter(session_key=key, ended_at__isnull=True).update(
+            ended_at=timezone.now(), ended_reason=UserSession.End.SIGNED_OUT
+        )
 
 
 @receiver(password_changed)

@@ -7,14 +7,14 @@ from datetime import timedelta
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from strongroom import audit
 from strongroom.errors import Conflict, Invalid
-from strongroom.identity import actions
+from strongroom.identity import actions, sessions
 from strongroom.identity.forms import PersonForm, TokenForm
-from strongroom.identity.models import ApiToken, User
-from strongroom.identity.permissions import Perm
+from strongroom.identity.models import ApiToken, User, UserSession
+from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.publicids import parse_public_id
 from strongroom.web.guards import needs_global, signed_in
 
@@ -92,3 +92,86 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     actions.revoke_api_token(token=token, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, f"Token {token.name!r} revoked.")
     return redirect("identity:tokens")
+
+
+# --- sessions and offboarding ----------------------------------------------------------------
+
+
+@signed_in
+@require_GET
+def my_sessions(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    current = getattr(request, "user_session", None)
+    rows = [
+        {
+            "session": s,
+            "device": sessions.device_of(s.user_agent),
+            "is_current": current is not None and s.pk == current.pk,
+        }
+        for s in sessions.sessions_of(user)
+    ]
+    audit.record("sessions.viewed", details={"count": len(rows)})
+    return render(request, "identity/sessions.html", {"nav": "sessions", "rows": rows, "person": user, **_limits()})
+
+
+@signed_in
+@require_POST
+def session_revoke(request: HttpRequest, session_id: str) -> HttpResponse:
+    session_uuid = parse_public_id(session_id)
+    session = UserSession.objects.select_related("user").filter(public_id=session_uuid, ended_at__isnull=True).first()
+    user: User = request.user  # type: ignore[assignment]
+    may_manage = has_global_perm(user, Perm.MANAGE_USERS)
+    if session is None or (session.user_id != user.pk and not may_manage):
+        raise Http404("no such session")
+    sessions.revoke_session(session, actor=user)
+    messages.success(request, f"Signed out {sessions.device_of(session.user_agent)}.")
+    if session.user_id != user.pk:
+        return redirect("identity:person_sessions", user_id=session.user.public_id)
+    return redirect("identity:sessions")
+
+
+@needs_global(Perm.MANAGE_USERS)
+@require_GET
+def person_sessions(request: HttpRequest, user_id: str) -> HttpResponse:
+    person = _person(user_id)
+    rows = [
+        {"session": s, "device": sessions.device_of(s.user_agent), "is_current": False}
+        for s in sessions.sessions_of(person)
+    ]
+    audit.record("sessions.viewed", target=person, details={"count": len(rows)})
+    return render(request, "identity/sessions.html", {"nav": "people", "rows": rows, "person": person, **_limits()})
+
+
+@needs_global(Perm.MANAGE_USERS)
+@require_POST
+def person_offboard(request: HttpRequest, user_id: str) -> HttpResponse:
+    person = _person(user_id)
+    reassign_id = parse_public_id(request.POST.get("reassign_to"))
+    reassign = User.objects.filter(public_id=reassign_id, is_active=True).first() if reassign_id else None
+    try:
+        counts = actions.offboard_user(person, actor=request.user, reassign_to=reassign)  # type: ignore[arg-type]
+    except (Invalid, Conflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"{person.email} is offboarded: {counts.get('sessions', 0)} session(s), {counts.get('tokens', 0)} token(s) "
+            f"and {counts.get('memberships', 0)} membership(s) ended; {counts.get('conversations', 0)} open "
+            "conversation(s) handed over.",
+        )
+    return redirect("identity:people")
+
+
+def _limits() -> dict[str, int]:
+    return {
+        "idle_minutes": int(sessions.idle_limit().total_seconds() // 60),
+        "absolute_hours": int(sessions.absolute_limit().total_seconds() // 3600),
+    }
+
+
+def _person(user_id: str) -> User:
+    person_uuid = parse_public_id(user_id)
+    person = User.objects.filter(public_id=person_uuid).first() if person_uuid else None
+    if person is None:
+        raise Http404("no such person")
+    return person

@@ -305,7 +305,9 @@ def add_member(*, actor: User | None, inbox: Inbox, user: User, role: str = DEFA
     return membership
 
 
-def remove_member(*, actor: User | None, inbox: Inbox, user: User) -> None:
+def remove_member(*, actor: User | None, inbox: Inbox, user: User, recorded_actor: User | None = None) -> None:
+    """End `user`'s membership. `recorded_actor` names who did it when the permission was
+    checked elsewhere (offboarding, which needs the people permission instead)."""
     if actor is not None:
         _require(actor, Perm.MANAGE_INBOX, inbox)
     with transaction.atomic():
@@ -316,11 +318,52 @@ def remove_member(*, actor: User | None, inbox: Inbox, user: User) -> None:
         if previous is not None:
             audit.record(
                 "member.removed",
-                actor=actor,
+                actor=actor or recorded_actor,
                 target=inbox,
                 details={"person": str(user.public_id), "role": previous.role},
             )
     access.forget_roles(user)
+
+
+def hand_over_on_offboarding(
+    *, user: User, actor: User | None, reassign_to: User | None, **_: object
+) -> dict[str, int]:
+    """Receiver of identity's `person_offboarded`, inside its transaction: open conversations
+    assigned to `user` go to `reassign_to` where that person may see the inbox, else back to
+    unassigned; then every membership of `user` ends. Returns the counts. Rows first, audit
+    entries last (record() holds the log's lock to the commit)."""
+    moved = []
+    for conversation in (
+        Conversation.objects.filter(assignee=user).exclude(status=Status.CLOSED).select_related("inbox")
+    ):
+        target = (
+            reassign_to if reassign_to is not None and access.can(reassign_to, Perm.VIEW, conversation.inbox) else None
+        )
+        conversation.assignee = target
+        conversation.save(update_fields=["assignee"])
+        if target is None:
+            _event(conversation, actor, ConversationEvent.Kind.UNASSIGNED)
+        else:
+            _event(
+                conversation,
+                actor,
+                ConversationEvent.Kind.ASSIGNED,
+                assignee=str(target.public_id),
+                name=target.display_name,
+            )
+        moved.append((conversation, target))
+    for conversation, target in moved:
+        audit.record(
+            "conversation.assigned",
+            actor=actor,
+            target=conversation,
+            inbox=conversation.inbox,
+            details={"from": str(user.public_id), "to": str(target.public_id) if target else None},
+        )
+    memberships = list(Membership.objects.filter(user=user).select_related("inbox"))
+    for membership in memberships:
+        remove_member(actor=None, inbox=membership.inbox, user=user, recorded_actor=actor)
+    return {"conversations": len(moved), "memberships": len(memberships)}
 
 
 # --- conversations ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from strongroom.api.router import api
 from strongroom.audit.alerts import raise_alert
 from strongroom.audit.models import AuditEntry
 from strongroom.identity.actions import create_api_token
-from strongroom.identity.models import User
+from strongroom.identity.models import User, UserSession
 from strongroom.inboxes import actions
 from strongroom.inboxes.ingest import ingest_raw
 from strongroom.inboxes.models import Attachment, Inbox, Message, OutboxItem
@@ -73,6 +73,7 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
         "user_id": str(agent.public_id),
         "token_id": str(issued.token.public_id),
         "alert_id": str(alert.public_id),
+        "session_id": str(UserSession.objects.create(user=agent, session_key="walk-session-key").public_id),
         "rule_code": "mass_read",
     }
     return World(admin, agent, inbox, ids, issued.secret)
@@ -106,6 +107,8 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
             "password2": "a much longer new passphrase 42",
         },
         "audit/checkpoint": {},
+        "settings/sessions/<str:session_id>/revoke": {},
+        "settings/people/<str:user_id>/offboard": {"reassign_to": str(world.admin.public_id)},
         "audit/alerts/<str:alert_id>/acknowledge": {},
         "audit/rules/<str:rule_code>": {"is_enabled": "on", "threshold": "60", "window_minutes": "10"},
     }
@@ -320,7 +323,8 @@ def test_record_refuses_unknown_codes_and_undeclared_details(db):
 
 # Public functions of the action modules that change nothing (helpers and rules), by name.
 NOT_ACTIONS = {
-    "strongroom.inboxes.actions": {"clean_tag", "default_cc", "saved_password_fits"},
+    # hand_over_on_offboarding is the inboxes' part of identity's offboard_user, run by it.
+    "strongroom.inboxes.actions": {"clean_tag", "default_cc", "saved_password_fits", "hand_over_on_offboarding"},
     "strongroom.identity.actions": {"generated_password", "user_for_api_token"},
 }
 
@@ -331,6 +335,8 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
     conversation = Message.objects.get(public_id=world.ids["message_id"]).conversation
     reply = OutboxItem.objects.select_related("inbox", "message").get(message__public_id=world.ids["reply_message_id"])
     token = identity_actions.create_api_token(user=world.agent, name="x", expires_in=None).token
+    leaver = User.objects.create_user("leaver@staff.example", "x" * 20, name="Lee Leaver")
+    actions.add_member(actor=None, inbox=world.inbox, user=leaver, role="agent")
     return {
         "create_inbox": lambda: actions.create_inbox(
             actor=world.admin, name="Sales", address="sales@a.example", mail=actions.MailSettings()
@@ -361,6 +367,7 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
         "create_user": lambda: identity_actions.create_user(actor=world.admin, email="n3@staff.example", password=None),
         "create_api_token": lambda: identity_actions.create_api_token(user=world.admin, name="t", expires_in=None),
         "revoke_api_token": lambda: identity_actions.revoke_api_token(token=token, actor=world.agent),
+        "offboard_user": lambda: identity_actions.offboard_user(leaver, actor=world.admin, reassign_to=world.admin),
     }
 
 
