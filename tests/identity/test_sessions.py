@@ -170,3 +170,22 @@ def test_offboarding_from_the_command_line(admin, agent, capsys):
     agent.refresh_from_db()
     assert not agent.is_active
     assert AuditEntry.objects.filter(code="user.deactivated", actor_kind="system").exists()
+
+
+def test_sign_in_gives_a_new_session_id_so_a_planted_one_is_useless(agent, settings):
+    """Session fixation: an attacker plants a session id in the victim's browser before sign-in."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    planted = SessionStore()
+    planted["marker"] = "attacker"
+    planted.save()
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
+
+    client.post("/accounts/login/", {"login": agent.email, "password": PASSWORD})
+
+    assert client.cookies[settings.SESSION_COOKIE_NAME].value != planted.session_key
+    assert UserSession.objects.get(user=agent).session_key != planted.session_key
+    attacker = Client()
+    attacker.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
+    assert attacker.get("/conversations/").status_code == 302
