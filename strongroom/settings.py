@@ -238,6 +238,8 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("STRONGROOM_SESSION_HOURS", 12, minimum=1) * 3600
 SESSION_IDLE_MINUTES = env_int("STRONGROOM_SESSION_IDLE_MINUTES", 60, minimum=1)
+# Sensitive operations ask for the password again after this long (strongroom/identity/reauth.py).
+REAUTH_MINUTES = env_int("STRONGROOM_REAUTH_MINUTES", 10, minimum=1)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -4,6 +4,7 @@ from allauth.account import views as account_views
 from django.urls import include, path
 
 from strongroom.api.router import api
+from strongroom.identity import reauth
 from strongroom.web import errors, views
 from strongroom.web.guards import public, signed_in
 
@@ -18,6 +19,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.health, name="health"),
     path("accounts/", include(allauth_patterns)),
+    path("accounts/reauthenticate/", reauth.reauthenticate, name="reauthenticate"),
     path("api/v1/", api.urls),
     path("", include("strongroom.inboxes.urls")),
     path("", include("strongroom.identity.urls")),

@@ -23,6 +23,7 @@ from strongroom.audit.forms import AuditFilterForm
 from strongroom.audit.log import record
 from strongroom.audit.models import AuditEntry, Checkpoint
 from strongroom.identity.permissions import Perm
+from strongroom.identity.reauth import recent_auth
 from strongroom.web.guards import needs_global
 
 PAGE_SIZE = 100
@@ -137,18 +138,21 @@ def _export(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
 
 
 @needs_global(Perm.READ_AUDIT)
+@recent_auth
 @require_GET
 def export_jsonl(request: HttpRequest) -> StreamingHttpResponse:
     return _export(request, "jsonl")
 
 
 @needs_global(Perm.READ_AUDIT)
+@recent_auth
 @require_GET
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     return _export(request, "csv")
 
 
 @needs_global(Perm.READ_AUDIT)
+@recent_auth
 @require_GET
 def checkpoints_export(request: HttpRequest) -> HttpResponse:
     """Every signed checkpoint as JSON Lines, for someone outside to keep (docs/audit.md)."""
@@ -164,6 +168,7 @@ def checkpoints_export(request: HttpRequest) -> HttpResponse:
 
 
 @needs_global(Perm.READ_AUDIT)
+@recent_auth
 @require_POST
 def checkpoint_now(request: HttpRequest) -> HttpResponse:
     try:
@@ -209,6 +214,7 @@ def alert_acknowledge(request: HttpRequest, alert_id: str) -> HttpResponse:
 
 
 @needs_global(Perm.MANAGE_SECURITY)
+@recent_auth
 @require_POST
 def rule_update(request: HttpRequest, rule_code: str) -> HttpResponse:
     from strongroom.audit import alerts

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from strongroom import audit
 from strongroom.identity.models import User, UserSession
+from strongroom.identity.reauth import mark_authenticated
 from strongroom.identity.sessions import start_session
 
 
@@ -16,6 +17,7 @@ from strongroom.identity.sessions import start_session
 def record_session(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
         start_session(request, user)
+        mark_authenticated(request)
 
 
 @receiver(user_logged_out)

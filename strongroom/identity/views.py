@@ -15,11 +15,13 @@ from strongroom.identity import actions, sessions
 from strongroom.identity.forms import PersonForm, TokenForm
 from strongroom.identity.models import ApiToken, User, UserSession
 from strongroom.identity.permissions import Perm, has_global_perm
+from strongroom.identity.reauth import recent_auth, recent_auth_for_changes
 from strongroom.publicids import parse_public_id
 from strongroom.web.guards import needs_global, signed_in
 
 
 @needs_global(Perm.MANAGE_USERS)
+@recent_auth_for_changes
 @require_http_methods(["GET", "POST"])
 def people(request: HttpRequest) -> HttpResponse:
     form = PersonForm(request.POST or None)
@@ -56,6 +58,7 @@ def people(request: HttpRequest) -> HttpResponse:
 
 
 @signed_in
+@recent_auth_for_changes
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
@@ -143,6 +146,7 @@ def person_sessions(request: HttpRequest, user_id: str) -> HttpResponse:
 
 
 @needs_global(Perm.MANAGE_USERS)
+@recent_auth
 @require_POST
 def person_offboard(request: HttpRequest, user_id: str) -> HttpResponse:
     person = _person(user_id)

@@ -13,6 +13,7 @@ from strongroom import audit
 from strongroom.errors import Conflict, Invalid
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
+from strongroom.identity.reauth import recent_auth, recent_auth_for_changes
 from strongroom.inboxes import access, actions
 from strongroom.inboxes.forms import InboxForm, MemberForm
 from strongroom.inboxes.models import Inbox, MailboxState, Membership
@@ -63,6 +64,7 @@ def inbox_settings_list(request: HttpRequest) -> HttpResponse:
 
 
 @needs_global(Perm.MANAGE_INBOXES)
+@recent_auth_for_changes
 @require_http_methods(["GET", "POST"])
 def inbox_create(request: HttpRequest) -> HttpResponse:
     form = InboxForm(request.POST or None, initial={"is_active": True})
@@ -120,6 +122,7 @@ def _edit_page(
 
 
 @needs(Perm.MANAGE_INBOX)
+@recent_auth_for_changes
 @require_http_methods(["GET", "POST"])
 def inbox_edit(request: HttpRequest, inbox_id: str) -> HttpResponse:
     inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
@@ -189,6 +192,7 @@ def inbox_test(request: HttpRequest, inbox_id: str) -> HttpResponse:
 
 
 @needs(Perm.MANAGE_INBOX)
+@recent_auth
 @require_POST
 def member_add(request: HttpRequest, inbox_id: str) -> HttpResponse:
     inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
@@ -209,6 +213,7 @@ def member_add(request: HttpRequest, inbox_id: str) -> HttpResponse:
 
 
 @needs(Perm.MANAGE_INBOX)
+@recent_auth
 @require_POST
 def member_remove(request: HttpRequest, inbox_id: str, user_id: str) -> HttpResponse:
     inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]

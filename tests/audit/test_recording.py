@@ -30,6 +30,7 @@ NOT_RECORDED = {
     ("GET", ""): "redirects to the person's list, which records its own entry",
     ("GET", "accounts/password/change/"): "an empty form; the change itself records auth.password.changed",
     ("GET", "settings/inboxes/new"): "an empty form; creating the inbox records inbox.created",
+    ("GET", "accounts/reauthenticate/"): "an empty form; confirming records auth.reauthenticated",
 }
 
 
@@ -107,6 +108,7 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
             "password2": "a much longer new passphrase 42",
         },
         "audit/checkpoint": {},
+        "accounts/reauthenticate/": {"password": PASSWORD, "next": "/"},
         "settings/sessions/<str:session_id>/revoke": {},
         "settings/people/<str:user_id>/offboard": {"reassign_to": str(world.admin.public_id)},
         "audit/alerts/<str:alert_id>/acknowledge": {},
