@@ -71,3 +71,18 @@ def check_transport(app_configs: Any, **kwargs: Any) -> list[Error]:
                 )
             )
     return errors
+
+
+@register()
+def check_breached_passwords_file(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """A configured breached-password list that cannot be searched fails closed at start-up."""
+    from strongroom.identity.passwords import check_breached_file
+
+    problem = check_breached_file(settings.BREACHED_PASSWORDS_FILE)
+    if problem is None:
+        return []
+    return [
+        Error(
+            problem, hint="Fix or unset STRONGROOM_BREACHED_PASSWORDS_FILE (docs/passwords.md).", id="strongroom.E005"
+        )
+    ]

@@ -211,14 +211,16 @@ AUTHENTICATION_BACKENDS = [
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
 ]
+# NIST SP 800-63B-4 (docs/passwords.md): length, offline blocklist, context words, breached list.
 AUTH_PASSWORD_VALIDATORS = [
-    {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 15},
-    },
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "strongroom.identity.passwords.LengthValidator"},
+    {"NAME": "strongroom.identity.passwords.BlocklistValidator"},
+    {"NAME": "strongroom.identity.passwords.ContextWordsValidator"},
+    {"NAME": "strongroom.identity.passwords.BreachedPasswordValidator"},
 ]
+# A Pwned Passwords SHA-1 list sorted by hash, searched on disk; empty = no breach check.
+# A path, not a secret (so env_str, although the name ends in _FILE).
+BREACHED_PASSWORDS_FILE = env_str("STRONGROOM_BREACHED_PASSWORDS_FILE")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 

@@ -188,3 +188,14 @@ def test_missing_key_file_with_existing_data_stops_start_up_asking_to_restore_it
     assert f"The key file {data_dir / 'kek.key'} is missing" in outcome.err
     assert "Restore the key file of this installation" in outcome.err
     assert not (data_dir / "kek.key").exists()
+
+
+def test_a_breached_password_list_that_cannot_be_searched_stops_start_up(data_dir, tmp_path):
+    unsorted = tmp_path / "pwned.txt"
+    unsorted.write_text("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF:3\n0000000000000000000000000000000000000000:1\n")
+
+    missing_file = run(data_dir, "user", "list", STRONGROOM_BREACHED_PASSWORDS_FILE=str(tmp_path / "nope.txt"))
+    not_sorted = run(data_dir, "user", "list", STRONGROOM_BREACHED_PASSWORDS_FILE=str(unsorted))
+
+    assert missing_file.status == 2 and "strongroom.E005" in missing_file.err
+    assert not_sorted.status == 2 and "strongroom.E005" in not_sorted.err
