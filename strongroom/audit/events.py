@@ -47,6 +47,7 @@ EVENTS: dict[str, Event] = _events(
     _e("auth.signin.failed", "Sign-in failed", "account", "reason"),
     _e("auth.signout", "Signed out"),
     _e("auth.password.changed", "Changed their password"),
+    _e("auth.throttle.notified", "Told a person their sign-in was throttled", "attempts"),
     _e("auth.reauthenticated", "Confirmed their password for a sensitive operation", "failures"),
     _e("auth.mfa.reset", "Reset a person's second factor", "person"),
     _e("user.created", "Created a person", "person", "global_role"),

@@ -47,6 +47,7 @@ class Housekeeping:
             jobs.append(("siem", _stream))
         jobs.append(("detection", _detect))
         jobs.append(("alert-mail", _mail_alerts))
+        jobs.append(("throttle-mail", _mail_throttled))
         if settings.AUDIT_RETENTION_DAYS and (force or time.monotonic() - self.last_prune > PRUNE_EVERY_SECONDS):
             jobs.append(("prune", self.prune))
         return jobs
@@ -79,6 +80,12 @@ def _detect() -> object:
     from strongroom.audit import detection
 
     return detection.run_detection()
+
+
+def _mail_throttled() -> object:
+    from strongroom.audit import notify
+
+    return notify.mail_throttled_people()
 
 
 def _mail_alerts() -> object:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -193,3 +194,86 @@ def mail_new_alerts() -> int:
             log.warning("security alerts not e-mailed, tried again next time: %s", exc)
             break
     return mailed
+
+
+# --- a person whose sign-in was throttled is told ----------------------------------------------
+
+THROTTLE_CURSOR = "throttle-mail"
+THROTTLE_QUIET = timedelta(hours=6)  # at most one such message per person in this time
+
+
+def throttled_message(person_email: str, attempts: int, addresses: list[str]) -> bytes:
+    mime = EmailMessage(policy=SMTP)
+    mime["From"] = one_line(settings.NOTIFY_FROM)
+    mime["To"] = person_email
+    mime["Subject"] = "Strongroom: sign-in attempts to your account were blocked"
+    mime["Date"] = format_datetime(timezone.now())
+    mime["Message-ID"] = make_msgid(domain=urlsplit(settings.PUBLIC_URL).hostname or "localhost")
+    mime["Auto-Submitted"] = "auto-generated"
+    lines = [
+        f"Strongroom refused {attempts} sign-in attempt{'s' if attempts != 1 else ''} to your account",
+        f"({person_email}) because too many wrong passwords were tried.",
+        "",
+        "Tried from: " + ", ".join(addresses[:10]) if addresses else "Tried from: unknown addresses",
+        "",
+        "If this was you, wait a few minutes and sign in again. If it was not, nothing is needed:",
+        "your password was not accepted. Your administrators see these attempts in the audit log.",
+        "",
+        settings.PUBLIC_URL,
+    ]
+    mime.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
+    return mime.as_bytes()
+
+
+def mail_throttled_people() -> int:
+    """Tell each person whose account the sign-in rate limit protected since the last run, at
+    most once per THROTTLE_QUIET, and record `auth.throttle.notified`. Returns how many were
+    told. Without STRONGROOM_NOTIFY_SMTP this only moves its cursor."""
+    from django.contrib.auth import get_user_model
+
+    from strongroom.audit.log import record
+    from strongroom.audit.models import AuditEntry, Cursor
+
+    cursor, _ = Cursor.objects.get_or_create(name=THROTTLE_CURSOR)
+    entries = list(
+        AuditEntry.objects.filter(
+            seq__gte=cursor.position, code="auth.signin.failed", target_kind="person", details__contains="rate_limited"
+        ).order_by("seq")[:5000]
+    )
+    newest = AuditEntry.objects.order_by("-seq").values_list("seq", flat=True).first()
+    if not settings.NOTIFY_SMTP or not entries:
+        if newest is not None:
+            Cursor.objects.filter(name=THROTTLE_CURSOR).update(position=newest + 1)
+        return 0
+    per_person: dict[str, list[AuditEntry]] = {}
+    for entry in entries:
+        per_person.setdefault(entry.target_id, []).append(entry)
+    endpoint = parse_mail_url(settings.NOTIFY_SMTP, "smtp")
+    told = 0
+    quiet_since = int((timezone.now() - THROTTLE_QUIET).timestamp() * 1_000_000)
+    people = get_user_model().objects.filter(public_id__in=list(per_person), is_active=True)
+    for person in people:
+        recent = AuditEntry.objects.filter(
+            code="auth.throttle.notified", target_kind="person", target_id=str(person.public_id), at_us__gte=quiet_since
+        ).exists()
+        if recent:
+            continue
+        attempts = per_person[str(person.public_id)]
+        addresses = sorted({e.ip for e in attempts if e.ip})
+        try:
+            smtp.deliver(
+                endpoint,
+                settings.NOTIFY_SMTP_PASSWORD,
+                ca_file=settings.NOTIFY_SMTP_CA or None,
+                envelope_from=parseaddr(settings.NOTIFY_FROM)[1],
+                recipients=[person.email],
+                message=throttled_message(person.email, len(attempts), addresses),
+                timeout=SMTP_TIMEOUT_SECONDS,
+            )
+        except MailConnectionError as exc:
+            log.warning("could not tell a person about blocked sign-ins (tried again next time): %s", exc)
+            return told  # the cursor stays: the next run tries again
+        record("auth.throttle.notified", target=person, details={"attempts": len(attempts)})
+        told += 1
+    Cursor.objects.filter(name=THROTTLE_CURSOR).update(position=entries[-1].seq + 1)
+    return told
