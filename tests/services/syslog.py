@@ -289,7 +289,9 @@ ruleset(name="remote") {{
         """The parsed messages that carried HOSTNAME `hostname`, in the order written."""
         if not self.jsonl_file.exists():
             return []
-        lines = self.jsonl_file.read_text(encoding="utf-8").splitlines()
+        text = self.jsonl_file.read_text(encoding="utf-8")
+        # rsyslog may be half-way through writing the last line: only complete lines count.
+        lines = text.split("\n")[:-1]
         return [message for message in map(json.loads, lines) if message["hostname"] == hostname]
 
     def wait_for(self, hostname: str, count: int, timeout: float = 10) -> list[dict[str, Any]]:
@@ -306,4 +308,5 @@ ruleset(name="remote") {{
         if not self.raw_file.exists():
             return []
         marker = f" {hostname} ".encode()
-        return [line for line in self.raw_file.read_bytes().splitlines() if marker in line[:400]]
+        complete = self.raw_file.read_bytes().split(b"\n")[:-1]  # not a line still being written
+        return [line for line in complete if marker in line[:400]]
