@@ -315,7 +315,16 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         raise CommandError("--expires-days must be 0 (no expiry) or a number of days")
     _prepare()
     expires = timedelta(days=args.expires_days) if args.expires_days else None
-    issued = actions.create_api_token(user=_user(args.user), name=args.name, expires_in=expires)
+    person = _user(args.user)
+    inboxes = []
+    for address in args.inbox or []:
+        inbox = _inbox(address)
+        if not inbox.memberships.filter(user=person).exists():
+            raise CommandError(f"{person.email} is not a member of {inbox.address}: a token cannot reach it")
+        inboxes.append(str(inbox.public_id))
+    issued = actions.create_api_token(
+        user=person, name=args.name, expires_in=expires, perms=args.perm or [], inboxes=inboxes
+    )
     until = issued.token.expires_at.isoformat(timespec="minutes") if issued.token.expires_at else "never"
     print(f"API token {issued.token.name!r} for {issued.token.user.email}, expires {until}. Shown once:")
     print(issued.secret)
@@ -412,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--user", required=True)
     sub.add_argument("--name", default="API token")
     sub.add_argument("--expires-days", type=int, default=90, help="0 for no expiry (default 90)")
+    sub.add_argument(
+        "--perm", action="append", help="only this per-inbox permission, e.g. conversation.view (repeatable)"
+    )
+    sub.add_argument("--inbox", action="append", help="only this inbox, by address (repeatable)")
 
     from strongroom.audit.commands import add_parsers as add_audit_parsers
 

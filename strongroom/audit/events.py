@@ -56,7 +56,7 @@ EVENTS: dict[str, Event] = _events(
     _e("session.ended", "Ended a browser session", "session", "reason"),
     _e("sessions.viewed", "Opened their sessions", "count"),
     _e("people.viewed", "Opened the list of people", "count"),
-    _e("token.created", "Created an API token", "token", "expires_at"),
+    _e("token.created", "Created an API token", "token", "expires_at", "perms", "inboxes"),
     _e("token.revoked", "Revoked an API token", "token"),
     _e("tokens.viewed", "Opened their API tokens", "count"),
     # --- inboxes and members --------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from strongroom import audit
 from strongroom.crypto import constant_time_equals, random_token
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import ApiToken, User
-from strongroom.identity.permissions import Perm, has_global_perm
+from strongroom.identity.permissions import INBOX_PERMS, Perm, TokenScope, has_global_perm
 
 TOKEN_PREFIX = "sr"  # noqa: S105 - a public prefix, not a secret
 
@@ -81,11 +82,26 @@ def _hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def create_api_token(*, user: User, name: str, expires_in: timedelta | None) -> IssuedToken:
-    """Issue a bearer token for `user`. The returned secret is the only copy. Raises Invalid
-    for an expiry in the past."""
+def create_api_token(
+    *,
+    user: User,
+    name: str,
+    expires_in: timedelta | None,
+    perms: Collection[str] = (),
+    inboxes: Collection[str] = (),
+) -> IssuedToken:
+    """Issue a bearer token for `user`. The returned secret is the only copy.
+
+    `perms` (per-inbox permission codes) and `inboxes` (inbox public ids) narrow what the
+    token may do below what the person may do; empty means "as the person". Raises Invalid
+    for an expiry in the past or an unknown permission; inbox ids are checked by the caller
+    against the person's memberships (identity does not know inboxes).
+    """
     if expires_in is not None and expires_in <= timedelta(0):
         raise Invalid("a token must expire in the future, or never")
+    unknown = sorted(set(perms) - {perm.value for perm in INBOX_PERMS})
+    if unknown:
+        raise Invalid(f"not per-inbox permissions: {', '.join(unknown)}")
     key_id = random_token(5)
     secret = random_token(20)
     with transaction.atomic():
@@ -95,6 +111,8 @@ def create_api_token(*, user: User, name: str, expires_in: timedelta | None) -> 
             key_id=key_id,
             secret_hash=_hash_secret(secret),
             expires_at=timezone.now() + expires_in if expires_in else None,
+            perms=sorted(set(perms)),
+            inboxes=sorted({str(i) for i in inboxes}),
         )
         audit.record(
             "token.created",
@@ -103,9 +121,18 @@ def create_api_token(*, user: User, name: str, expires_in: timedelta | None) -> 
             details={
                 "token": key_id,
                 "expires_at": token.expires_at.isoformat(timespec="seconds") if token.expires_at else None,
+                "perms": token.perms or None,
+                "inboxes": token.inboxes or None,
             },
         )
     return IssuedToken(token=token, secret=f"{TOKEN_PREFIX}_{key_id}_{secret}")
+
+
+def scope_of(token: ApiToken) -> TokenScope:
+    return TokenScope(
+        perms=frozenset(Perm(p) for p in token.perms) if token.perms else None,
+        inboxes=frozenset(token.inboxes) if token.inboxes else None,
+    )
 
 
 def user_for_api_token(bearer: str) -> tuple[User, ApiToken] | None:

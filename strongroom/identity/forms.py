@@ -1,6 +1,10 @@
 """Forms for people and API tokens."""
 
+from typing import Any
+
 from django import forms
+
+from strongroom.identity.permissions import INBOX_PERMS
 
 
 class PersonForm(forms.Form):
@@ -12,3 +16,18 @@ class PersonForm(forms.Form):
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
     expires_days = forms.IntegerField(min_value=0, max_value=3650, initial=90, label="Expires after (days, 0 = never)")
+    perms = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=sorted((p.value, p.value) for p in INBOX_PERMS),
+        label="Only these permissions (none ticked: everything you may do)",
+    )
+    inboxes = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Only these inboxes (none ticked: every inbox you are a member of)",
+    )
+
+    def __init__(self, *args: Any, inbox_choices: list[tuple[str, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["inboxes"].choices = inbox_choices

@@ -76,6 +76,10 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Narrower than the person (empty = no narrowing): per-inbox permission codes, and the
+    # public ids of the inboxes it may reach. See permissions.TokenScope.
+    perms = models.JSONField(default=list, blank=True)
+    inboxes = models.JSONField(default=list, blank=True)
 
     def is_usable_at(self, now: timezone.datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -7,6 +7,7 @@ person's global role. Default deny: what is not listed here is not allowed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -101,3 +102,29 @@ def has_global_perm(user: User, perm: Perm) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return perm in GLOBAL_ROLES[global_role_of(user)]
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """What an API token narrows its person's access to: None means "as the person".
+
+    Access through a token is the person's access intersected with this, never more: an
+    inbox outside `inboxes` behaves as one the person is not a member of (404), a permission
+    outside `perms` as one their role lacks (403)."""
+
+    perms: frozenset[Perm] | None = None
+    inboxes: frozenset[str] | None = None
+
+    def allows_inbox(self, inbox_public_id: str) -> bool:
+        return self.inboxes is None or inbox_public_id in self.inboxes
+
+    def narrow(self, perms: frozenset[Perm]) -> frozenset[Perm]:
+        return perms if self.perms is None else perms & self.perms
+
+
+TOKEN_SCOPE_ATTRIBUTE = "_strongroom_token_scope"  # noqa: S105 - an attribute name, not a secret
+
+
+def token_scope_of(user: object) -> TokenScope | None:
+    """The scope of the API token this person's request came with, or None."""
+    return getattr(user, TOKEN_SCOPE_ATTRIBUTE, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.apps import apps
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -62,14 +63,19 @@ def people(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    form = TokenForm(request.POST or None, initial={"expires_days": 90})
+    choices = _my_inboxes(user)
+    form = TokenForm(request.POST or None, initial={"expires_days": 90}, inbox_choices=choices)
     issued = None
     if request.method == "POST" and form.is_valid():
         days = form.cleaned_data["expires_days"]
         issued = actions.create_api_token(
-            user=user, name=form.cleaned_data["name"], expires_in=timedelta(days=days) if days else None
+            user=user,
+            name=form.cleaned_data["name"],
+            expires_in=timedelta(days=days) if days else None,
+            perms=form.cleaned_data["perms"],
+            inboxes=form.cleaned_data["inboxes"],
         )
-        form = TokenForm(initial={"expires_days": 90})
+        form = TokenForm(initial={"expires_days": 90}, inbox_choices=choices)
     mine = list(ApiToken.objects.filter(user=user).order_by("-created_at"))
     audit.record("tokens.viewed", details={"count": len(mine)})
     return render(
@@ -164,6 +170,14 @@ def person_offboard(request: HttpRequest, user_id: str) -> HttpResponse:
             "conversation(s) handed over.",
         )
     return redirect("identity:people")
+
+
+def _my_inboxes(user: User) -> list[tuple[str, str]]:
+    """(public id, name) of the inboxes the person is a member of, for scoping a token. Read
+    through the app registry: identity does not import the inboxes app."""
+    membership = apps.get_model("inboxes", "Membership")
+    rows = membership.objects.filter(user=user).select_related("inbox").order_by("inbox__name")
+    return [(str(m.inbox.public_id), m.inbox.name) for m in rows]
 
 
 def _limits() -> dict[str, int]:

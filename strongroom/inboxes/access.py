@@ -7,6 +7,10 @@ Two questions, answered here and nowhere else:
 Default deny. An object in an inbox the person is not a member of raises NotFound, exactly
 as a missing one would, so its existence is not revealed. A member whose role lacks the
 permission gets NotAllowed.
+
+Through an API token with a scope (identity.permissions.TokenScope) the person's access is
+narrowed here too: an inbox outside the token's inboxes is as if not a member, a permission
+outside its permissions as if the role lacked it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import QuerySet
 
 from strongroom.errors import NotAllowed, NotFound
-from strongroom.identity.permissions import INBOX_ROLES, Perm, has_global_perm
+from strongroom.identity.permissions import INBOX_ROLES, Perm, has_global_perm, token_scope_of
 from strongroom.inboxes.models import Attachment, Contact, Conversation, Inbox, Membership, Message
 
 if TYPE_CHECKING:
@@ -37,10 +41,20 @@ def role_in(user: User, inbox: Inbox) -> str | None:
     for one request, so a page asks the database once per inbox."""
     if not _is_active(user):
         return None
+    scope = token_scope_of(user)
+    if scope is not None and not scope.allows_inbox(str(inbox.public_id)):
+        return None  # outside the token's inboxes: as if not a member
     memo: dict[int, str | None] = user.__dict__.setdefault("_strongroom_roles", {})
     if inbox.pk not in memo:
         memo[inbox.pk] = Membership.objects.filter(inbox=inbox, user=user).values_list("role", flat=True).first()
     return memo[inbox.pk]
+
+
+def _role_perms(user: User, role: str | None) -> frozenset[Perm]:
+    """What `role` grants, narrowed by the request's API token scope, if any."""
+    perms = INBOX_ROLES.get(role, frozenset()) if role else frozenset()
+    scope = token_scope_of(user)
+    return scope.narrow(perms) if scope is not None else perms
 
 
 def forget_roles(user: User) -> None:
@@ -49,21 +63,20 @@ def forget_roles(user: User) -> None:
 
 
 def _configures_every_inbox(user: User, perm: Perm) -> bool:
-    # An admin may configure any inbox (servers, members) without being able to read it.
-    return perm == Perm.MANAGE_INBOX and has_global_perm(user, Perm.MANAGE_INBOXES)
+    # An admin may configure any inbox (servers, members) without being able to read it;
+    # never through an API token (tokens act inside memberships only).
+    return perm == Perm.MANAGE_INBOX and token_scope_of(user) is None and has_global_perm(user, Perm.MANAGE_INBOXES)
 
 
 def can(user: User, perm: Perm, inbox: Inbox) -> bool:
     """May `user` do `perm` in `inbox`? (Per-inbox permissions only.)"""
     if _configures_every_inbox(user, perm):
         return True
-    role = role_in(user, inbox)
-    return role is not None and perm in INBOX_ROLES.get(role, frozenset())
+    return perm in _role_perms(user, role_in(user, inbox))
 
 
 def inbox_perms(user: User, inbox: Inbox) -> frozenset[Perm]:
-    role = role_in(user, inbox)
-    return INBOX_ROLES.get(role, frozenset()) if role else frozenset()
+    return _role_perms(user, role_in(user, inbox))
 
 
 def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
@@ -72,15 +85,32 @@ def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
         return Inbox.objects.none()
     if _configures_every_inbox(user, need):
         return Inbox.objects.all()
-    return Inbox.objects.filter(memberships__user=user, memberships__role__in=roles_with(need))
+    return _scoped(
+        user, need, Inbox.objects.filter(memberships__user=user, memberships__role__in=roles_with(need)), "public_id"
+    )
 
 
 def conversations_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Conversation]:
     """Conversations in the inboxes where `user` may do `need`."""
     if not _is_active(user):
         return Conversation.objects.none()
-    inbox_ids = Membership.objects.filter(user=user, role__in=roles_with(need)).values("inbox_id")
-    return Conversation.objects.filter(inbox_id__in=inbox_ids)
+    memberships = _scoped(
+        user, need, Membership.objects.filter(user=user, role__in=roles_with(need)), "inbox__public_id"
+    )
+    return Conversation.objects.filter(inbox_id__in=memberships.values("inbox_id"))
+
+
+def _scoped(user: User, need: Perm, rows: QuerySet[Any], inbox_id_field: str) -> QuerySet[Any]:
+    """`rows` narrowed to the request's API token scope: none when the token lacks `need`,
+    only the token's inboxes when it names some."""
+    scope = token_scope_of(user)
+    if scope is None:
+        return rows
+    if not scope.narrow(frozenset({need})):
+        return rows.none()
+    if scope.inboxes is not None:
+        rows = rows.filter(**{f"{inbox_id_field}__in": list(scope.inboxes)})
+    return rows
 
 
 def _parse_id(public_id: uuid.UUID | str) -> uuid.UUID:
@@ -96,7 +126,10 @@ def _check(user: User, inbox: Inbox, need: Perm) -> None:
     role = role_in(user, inbox)
     if role is None:
         raise NotFound("no such object")
-    if need not in INBOX_ROLES.get(role, frozenset()):
+    if need not in _role_perms(user, role):
+        scope = token_scope_of(user)
+        if scope is not None and need in INBOX_ROLES.get(role, frozenset()):
+            raise NotAllowed(f"this API token does not allow {need.value}")
         raise NotAllowed(f"your role in this inbox does not allow {need.value}")
 
 
