@@ -180,9 +180,13 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     if generated:
         password = actions.generated_password()
     user = actions.create_user(
-        email=args.email, name=args.name or "", password=password, is_admin=args.admin, must_change_password=generated
+        email=args.email,
+        name=args.name or "",
+        password=password,
+        global_role="admin" if args.admin else args.role,
+        must_change_password=generated,
     )
-    print(f"Created {'admin ' if user.is_admin else ''}{user.email} ({user.public_id})")
+    print(f"Created {'' if user.global_role == 'member' else user.global_role + ' '}{user.email} ({user.public_id})")
     if generated:
         print(f"One-time password (change at first sign-in): {password}")
     return 0
@@ -193,7 +197,9 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
     _prepare()
     for user in User.objects.order_by("email"):
-        flags = ",".join(f for f, on in (("admin", user.is_admin), ("inactive", not user.is_active)) if on)
+        flags = ",".join(
+            f for f, on in ((user.global_role, user.global_role != "member"), ("inactive", not user.is_active)) if on
+        )
         print(f"{user.email}\t{user.name or '-'}\t{flags or '-'}\t{user.public_id}")
     return 0
 
@@ -374,7 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("create", cmd_user_create, "Create a person.", users)
     sub.add_argument("--email", required=True)
     sub.add_argument("--name")
-    sub.add_argument("--admin", action="store_true", help="may manage people and inboxes")
+    sub.add_argument("--admin", action="store_true", help="the admin role (same as --role admin)")
+    sub.add_argument(
+        "--role",
+        choices=["member", "auditor", "admin"],
+        default="member",
+        help="global role: member (inbox roles only), auditor (reads the audit log, never content), admin",
+    )
     sub.add_argument("--password-file", help="read the password from this file (else one is generated)")
     add("list", cmd_user_list, "List people.", users)
     sub = add(

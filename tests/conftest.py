@@ -96,7 +96,9 @@ def drop_audit_triggers(connection: object) -> None:
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     def make(email: str, *, admin: bool = False, name: str = "") -> User:
-        return User.objects.create_user(email, PASSWORD, name=name or email.split("@")[0].title(), is_admin=admin)
+        return User.objects.create_user(
+            email, PASSWORD, name=name or email.split("@")[0].title(), global_role="admin" if admin else "member"
+        )
 
     return make
 

@@ -48,7 +48,7 @@ def alerts_url() -> str:
 def _admin_addresses() -> list[str]:
     from django.contrib.auth import get_user_model
 
-    people = get_user_model().objects.filter(is_admin=True, is_active=True).order_by("pk")
+    people = get_user_model().objects.filter(global_role="admin", is_active=True).order_by("pk")
     addresses = []
     for address in people.values_list("email", flat=True):
         try:

@@ -228,7 +228,7 @@ def setup_demo(*, port: int) -> DemoSetup:
         password = identity_actions.generated_password()
         with transaction.atomic():
             admin = identity_actions.create_user(
-                email=ADMIN_EMAIL, name="Ada Admin", password=password, is_admin=True, must_change_password=True
+                email=ADMIN_EMAIL, name="Ada Admin", password=password, global_role="admin", must_change_password=True
             )
             sam = identity_actions.create_user(
                 email="sam@example.com", name="Sam Agent", password=random_token(16), must_change_password=True

@@ -18,7 +18,7 @@ from strongroom import audit
 from strongroom.crypto import constant_time_equals, random_token
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import ApiToken, User
-from strongroom.identity.permissions import INBOX_PERMS, Perm, TokenScope, has_global_perm
+from strongroom.identity.permissions import GLOBAL_ROLES, INBOX_PERMS, Perm, has_global_perm
 
 TOKEN_PREFIX = "sr"  # noqa: S105 - a public prefix, not a secret
 
@@ -30,12 +30,18 @@ def create_user(
     name: str = "",
     password: str | None,
     is_admin: bool = False,
+    global_role: str | None = None,
     must_change_password: bool = False,
 ) -> User:
     """Create a person who signs in with `email`. Raises Invalid or Conflict.
 
     The password is checked against the password rules before anything is written.
     """
+    role = global_role or ("admin" if is_admin else "member")
+    if role not in GLOBAL_ROLES:
+        raise Invalid(f"unknown global role {role!r}; choose one of {', '.join(GLOBAL_ROLES)}")
+    if actor is not None and role != "member" and not has_global_perm(actor, Perm.MANAGE_ROLES):
+        raise NotAllowed("you may not give people a role")
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -52,14 +58,14 @@ def create_user(
                 email,
                 password,
                 name=name,
-                is_admin=is_admin,
+                global_role=role,
                 must_change_password=must_change_password,
             )
             audit.record(
                 "user.created",
                 actor=actor,
                 target=user,
-                details={"person": str(user.public_id), "global_role": "admin" if is_admin else "member"},
+                details={"person": str(user.public_id), "global_role": role},
             )
             return user
     except IntegrityError:
@@ -128,13 +134,6 @@ def create_api_token(
     return IssuedToken(token=token, secret=f"{TOKEN_PREFIX}_{key_id}_{secret}")
 
 
-def scope_of(token: ApiToken) -> TokenScope:
-    return TokenScope(
-        perms=frozenset(Perm(p) for p in token.perms) if token.perms else None,
-        inboxes=frozenset(token.inboxes) if token.inboxes else None,
-    )
-
-
 def user_for_api_token(bearer: str) -> tuple[User, ApiToken] | None:
     """Return the active person and token for a bearer value, or None.
 
@@ -155,6 +154,35 @@ def user_for_api_token(bearer: str) -> tuple[User, ApiToken] | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user, token
+
+
+def change_global_role(user: User, *, actor: User | None, role: str) -> User:
+    """Give a person another global role (admin, auditor, member). Raises NotAllowed without
+    the roles permission, Invalid for an unknown role, Conflict when it would leave no admin."""
+    if role not in GLOBAL_ROLES:
+        raise Invalid(f"unknown global role {role!r}; choose one of {', '.join(GLOBAL_ROLES)}")
+    if actor is not None and not has_global_perm(actor, Perm.MANAGE_ROLES):
+        raise NotAllowed("you may not change people's roles")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        previous = locked.global_role
+        if previous == role:
+            return locked
+        if (
+            previous == "admin"
+            and not User.objects.filter(global_role="admin", is_active=True).exclude(pk=locked.pk).exists()
+        ):
+            raise Conflict("this is the last active admin: make someone else admin first")
+        locked.global_role = role
+        locked.save(update_fields=["global_role"])
+        audit.record(
+            "user.role.changed",
+            actor=actor,
+            target=locked,
+            details={"person": str(locked.public_id), "from": previous, "to": role},
+        )
+    user.global_role = role
+    return locked
 
 
 # Sent inside the offboarding transaction; the inboxes app removes memberships and hands over

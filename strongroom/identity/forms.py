@@ -10,7 +10,15 @@ from strongroom.identity.permissions import INBOX_PERMS
 class PersonForm(forms.Form):
     email = forms.EmailField()
     name = forms.CharField(max_length=200, required=False)
-    is_admin = forms.BooleanField(required=False, label="Administrator")
+    global_role = forms.ChoiceField(
+        choices=[("member", "Member"), ("auditor", "Auditor"), ("admin", "Administrator")],
+        initial="member",
+        required=False,  # absent: member
+    )
+
+
+class RoleForm(forms.Form):
+    global_role = forms.ChoiceField(choices=[("member", "Member"), ("auditor", "Auditor"), ("admin", "Administrator")])
 
 
 class TokenForm(forms.Form):

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from strongroom.identity.permissions import Perm, TokenScope
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -23,7 +25,7 @@ class UserManager(BaseUserManager["User"]):
         return user
 
     def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
-        return self.create_user(email, password, is_admin=True, **extra)
+        return self.create_user(email, password, global_role="admin", **extra)
 
     def get_by_natural_key(self, username: str | None) -> User:
         return self.get(email__iexact=username or "")
@@ -34,7 +36,8 @@ class User(AbstractBaseUser):
     email = models.EmailField(max_length=254)
     name = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
-    is_admin = models.BooleanField(default=False)
+    # The role held across the installation (permissions.GLOBAL_ROLES): admin, auditor, member.
+    global_role = models.CharField(max_length=16, default="member")
     must_change_password = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
 
@@ -49,6 +52,10 @@ class User(AbstractBaseUser):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.global_role == "admin"
 
     @property
     def display_name(self) -> str:
@@ -80,6 +87,13 @@ class ApiToken(models.Model):
     # public ids of the inboxes it may reach. See permissions.TokenScope.
     perms = models.JSONField(default=list, blank=True)
     inboxes = models.JSONField(default=list, blank=True)
+
+    @property
+    def scope(self) -> TokenScope:
+        return TokenScope(
+            perms=frozenset(Perm(p) for p in self.perms) if self.perms else None,
+            inboxes=frozenset(self.inboxes) if self.inboxes else None,
+        )
 
     def is_usable_at(self, now: timezone.datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -87,12 +87,15 @@ GLOBAL_ROLES: dict[str, frozenset[Perm]] = {
             Perm.READ_AUDIT,
         }
     ),
+    # Reads and exports the audit log and handles alerts; never conversation content (which
+    # needs a membership) and never people or settings.
+    "auditor": frozenset({Perm.READ_AUDIT}),
     "member": frozenset(),
 }
 
 
 def global_role_of(user: User) -> str:
-    return "admin" if user.is_admin else "member"
+    return user.global_role if user.global_role in GLOBAL_ROLES else "member"
 
 
 def has_global_perm(user: User, perm: Perm) -> bool:

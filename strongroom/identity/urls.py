@@ -11,4 +11,5 @@ urlpatterns = [
     path("settings/sessions/<str:session_id>/revoke", views.session_revoke, name="session_revoke"),
     path("settings/people/<str:user_id>/sessions/", views.person_sessions, name="person_sessions"),
     path("settings/people/<str:user_id>/offboard", views.person_offboard, name="person_offboard"),
+    path("settings/people/<str:user_id>/role", views.person_role, name="person_role"),
 ]

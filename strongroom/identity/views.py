@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from strongroom import audit
 from strongroom.errors import Conflict, Invalid
 from strongroom.identity import actions, sessions
-from strongroom.identity.forms import PersonForm, TokenForm
+from strongroom.identity.forms import PersonForm, RoleForm, TokenForm
 from strongroom.identity.models import ApiToken, User, UserSession
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.identity.reauth import recent_auth, recent_auth_for_changes
@@ -35,7 +35,7 @@ def people(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 name=form.cleaned_data["name"],
                 password=password,
-                is_admin=form.cleaned_data["is_admin"],
+                global_role=form.cleaned_data["global_role"] or "member",
                 must_change_password=True,
             )
         except (Invalid, Conflict) as exc:
@@ -52,6 +52,7 @@ def people(request: HttpRequest) -> HttpResponse:
             "nav": "people",
             "form": form,
             "people": everyone,
+            "role_choices": [("member", "Member"), ("auditor", "Auditor"), ("admin", "Admin")],
             "created": created,
         },
         status=400 if form.errors else 200,
@@ -149,6 +150,24 @@ def person_sessions(request: HttpRequest, user_id: str) -> HttpResponse:
     ]
     audit.record("sessions.viewed", target=person, details={"count": len(rows)})
     return render(request, "identity/sessions.html", {"nav": "people", "rows": rows, "person": person, **_limits()})
+
+
+@needs_global(Perm.MANAGE_ROLES)
+@recent_auth
+@require_POST
+def person_role(request: HttpRequest, user_id: str) -> HttpResponse:
+    person = _person(user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose member, auditor or administrator.")
+        return redirect("identity:people")
+    try:
+        actions.change_global_role(person, actor=request.user, role=form.cleaned_data["global_role"])  # type: ignore[arg-type]
+    except (Invalid, Conflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{person.email} is now {form.cleaned_data['global_role']}.")
+    return redirect("identity:people")
 
 
 @needs_global(Perm.MANAGE_USERS)

@@ -99,7 +99,7 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
         "settings/inboxes/<str:inbox_id>/test": {"name": "Help A", "address": "help@a.example"},
         "settings/inboxes/<str:inbox_id>/members": {"email": "newbie@staff.example", "role": "viewer"},
         "settings/inboxes/<str:inbox_id>/members/<str:user_id>/remove": {},
-        "settings/people/": {"email": "newbie2@staff.example", "name": "New Bie"},
+        "settings/people/": {"email": "newbie2@staff.example", "name": "New Bie", "global_role": "member"},
         "settings/tokens/": {"name": "ci", "expires_days": "30"},
         "settings/tokens/<str:token_id>/revoke": {},
         "accounts/password/change/": {
@@ -110,6 +110,7 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
         "audit/checkpoint": {},
         "accounts/reauthenticate/": {"password": PASSWORD, "next": "/"},
         "settings/sessions/<str:session_id>/revoke": {},
+        "settings/people/<str:user_id>/role": {"global_role": "auditor"},
         "settings/people/<str:user_id>/offboard": {"reassign_to": str(world.admin.public_id)},
         "audit/alerts/<str:alert_id>/acknowledge": {},
         "audit/rules/<str:rule_code>": {"is_enabled": "on", "threshold": "60", "window_minutes": "10"},
@@ -370,6 +371,9 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
         "create_api_token": lambda: identity_actions.create_api_token(user=world.admin, name="t", expires_in=None),
         "revoke_api_token": lambda: identity_actions.revoke_api_token(token=token, actor=world.agent),
         "offboard_user": lambda: identity_actions.offboard_user(leaver, actor=world.admin, reassign_to=world.admin),
+        "change_global_role": lambda: identity_actions.change_global_role(
+            world.agent, actor=world.admin, role="auditor"
+        ),
     }
 
 
