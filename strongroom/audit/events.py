@@ -56,6 +56,8 @@ EVENTS: dict[str, Event] = _events(
     _e("session.ended", "Ended a browser session", "session", "reason"),
     _e("sessions.viewed", "Opened their sessions", "count"),
     _e("people.viewed", "Opened the list of people", "count"),
+    _e("access.report.viewed", "Opened the access report", "rows", "stale", "days"),
+    _e("access.report.exported", "Exported who has access to what", "rows"),
     _e("token.created", "Created an API token", "token", "expires_at", "perms", "inboxes"),
     _e("token.revoked", "Revoked an API token", "token"),
     _e("tokens.viewed", "Opened their API tokens", "count"),

@@ -14,7 +14,7 @@ from strongroom.errors import Conflict, Invalid
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.identity.reauth import recent_auth, recent_auth_for_changes
-from strongroom.inboxes import access, actions
+from strongroom.inboxes import access, actions, reports
 from strongroom.inboxes.forms import InboxForm, MemberForm
 from strongroom.inboxes.models import Inbox, MailboxState, Membership
 from strongroom.mail.endpoints import parse_mail_url
@@ -227,3 +227,40 @@ def member_remove(request: HttpRequest, inbox_id: str, user_id: str) -> HttpResp
 
 def _is_uuid(value: str) -> bool:
     return parse_public_id(value) is not None
+
+
+# --- access reports --------------------------------------------------------------------------
+
+
+@needs_global(Perm.MANAGE_USERS)
+@require_GET
+def access_report(request: HttpRequest) -> HttpResponse:
+    days = max(1, min(_int_param(request.GET.get("days"), 90), 3650))
+    rows = reports.who_has_access()
+    stale = reports.stale_accounts(days)
+    expiring = reports.expiring_tokens(14)
+    audit.record("access.report.viewed", details={"rows": len(rows), "stale": len(stale), "days": days})
+    return render(
+        request,
+        "inboxes/manage/access.html",
+        dict(nav="access", rows=rows, stale=stale, expiring=expiring, days=days),
+    )
+
+
+@needs_global(Perm.MANAGE_USERS)
+@recent_auth
+@require_GET
+def access_report_csv(request: HttpRequest) -> HttpResponse:
+    rows = reports.who_has_access()
+    audit.record("access.report.exported", details={"rows": len(rows)})
+    response = HttpResponse("".join(reports.access_csv(rows)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="strongroom-access.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _int_param(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default
