@@ -46,11 +46,17 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def make_certificates(
-    directory: Path, names: tuple[str, ...] = DEFAULT_NAMES, label: str = "Strongroom demo"
+    directory: Path,
+    names: tuple[str, ...] = DEFAULT_NAMES,
+    label: str = "Strongroom demo",
+    *,
+    client: bool = False,
 ) -> CertPaths:
-    """Create (or reuse) ca.crt, server.crt and server.key in `directory`."""
+    """Create (or reuse) ca.crt, server.crt and server.key in `directory`; with `client`,
+    a client certificate (client.crt, client.key, usage clientAuth) under a CA of its own."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = CertPaths(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    stem = "client" if client else "server"
+    paths = CertPaths(directory / "ca.crt", directory / f"{stem}.crt", directory / f"{stem}.key")
     now = datetime.datetime.now(datetime.UTC)
     if paths.ca.exists() and paths.cert.exists() and paths.key.exists():
         existing = x509.load_pem_x509_certificate(paths.cert.read_bytes())
@@ -108,7 +114,10 @@ def make_certificates(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+            critical=False,
+        )
         .add_extension(_san(names), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
         .add_extension(

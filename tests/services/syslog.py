@@ -19,7 +19,6 @@ HOSTNAME they send, since every test's log starts again at seq 0.
 
 from __future__ import annotations
 
-import datetime
 import glob
 import json
 import os
@@ -27,14 +26,8 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from strongroom.demo.certs import CertPaths, make_certificates
 from tests.services.ports import free_port
@@ -53,62 +46,9 @@ def syslog_available() -> bool:
     return rsyslogd_path() is not None and bool(glob.glob("/usr/lib/*/rsyslog/lmnsd_gtls.so"))
 
 
-@dataclass(frozen=True)
-class ClientCert:
-    ca: Path
-    cert: Path
-    key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def make_client_certificate(directory: Path, name: str) -> ClientCert:
+def make_client_certificate(directory: Path, name: str) -> CertPaths:
     """A CA of its own and a client certificate (CN and SAN dNSName `name`, EKU clientAuth)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = ClientCert(directory / "client-ca.crt", directory / "client.crt", directory / "client.key")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Strongroom test syslog client CA"))
-        .issuer_name(_name("Strongroom test syslog client CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    paths.key.chmod(0o600)
-    return paths
+    return make_certificates(directory, names=(name,), label="Strongroom test syslog client", client=True)
 
 
 def _listening_inodes(port: int) -> set[str]:
