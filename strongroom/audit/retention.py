@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from strongroom import crypto
 from strongroom.audit import checkpoints
-from strongroom.audit.encoding import encode_row
 from strongroom.audit.log import lock_log, record
 from strongroom.audit.merkle import Frontier, leaf_hash
 from strongroom.audit.models import ArchiveSegment, Cursor, LegalHold
@@ -134,20 +133,10 @@ def prune(*, older_than: datetime, actor: object = None) -> ArchiveSegment | Non
 def _write_archive(path: Path, frontier: Frontier, first: int, end: int) -> str:
     """Write entries [first, end) and append their leaves to `frontier`; returns the file's SHA-256."""
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out, connection.cursor() as cursor:
-        expected = first
-        while expected < end:
-            cursor.execute(checkpoints.SELECT_ROWS, [expected, min(end, expected + checkpoints.CHUNK)])
-            for row in cursor.fetchall():
-                if row[0] != expected:
-                    raise checkpoints.TamperedLog(f"entry {expected} is missing")
-                entry = encode_row(row[1:13])
-                leaf = leaf_hash(entry)
-                if leaf != bytes(row[13]):
-                    raise checkpoints.TamperedLog(f"entry {expected} was changed after it was recorded")
-                frontier.append(leaf)
-                out.write(entry + b"\n")
-                expected += 1
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        for entry, leaf in checkpoints.checked_entries(first, end):
+            frontier.append(leaf)
+            out.write(entry + b"\n")
         out.close()
         raw.flush()
         os.fsync(raw.fileno())

@@ -269,3 +269,13 @@ def test_checkpoints_held_outside_are_checked_against_the_archive(fill_log, arch
     path.rename(path.with_suffix(".moved"))
     report = verify_log(held)
     assert not report.ok and "cannot be read" in report.problems[0]
+
+
+def test_pruning_a_log_with_a_missing_entry_refuses_and_writes_no_archive(fill_log, archive_dir, without_triggers):
+    fill_log(8)
+    raw("DELETE FROM audit_entry WHERE seq = 3")
+
+    with pytest.raises(TamperedLog, match="entry 3 is missing"):
+        _prune(older_than=timezone.now() + timedelta(days=1))
+
+    assert not archive_dir.exists() or not list(archive_dir.iterdir())
