@@ -12,24 +12,12 @@ from typing import Any
 import orjson
 from django.db.models import Q, QuerySet
 
+from strongroom.audit.encoding import COLUMNS
 from strongroom.audit.events import EVENTS, Outcome
 from strongroom.audit.models import AuditEntry
 
-EXPORT_COLUMNS = (
-    "seq",
-    "at",
-    "code",
-    "outcome",
-    "actor_kind",
-    "actor_id",
-    "token_id",
-    "target_kind",
-    "target_id",
-    "inbox_id",
-    "ip",
-    "user_agent",
-    "details",
-)
+# The canonical columns, with the entry's number first and its time readable.
+EXPORT_COLUMNS = ("seq", "at", *COLUMNS[1:])
 
 
 @dataclass(frozen=True)
@@ -110,9 +98,9 @@ def jsonl_lines(entries: Iterable[AuditEntry]) -> Iterator[bytes]:
         yield orjson.dumps(as_record(entry)) + b"\n"
 
 
-def _csv_safe(value: object) -> str:
+def spreadsheet_safe(value: object) -> str:
     """A spreadsheet runs a cell that starts with = + - @ (or a tab/CR) as a formula: a user
-    agent or an id typed by an attacker must stay text."""
+    agent or an id typed by an attacker must stay text. Every CSV export goes through this."""
     text = value if isinstance(value, str) else orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
@@ -128,5 +116,5 @@ def csv_lines(entries: Iterable[AuditEntry]) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
         record = as_record(entry)
-        writer.writerow([_csv_safe(record[column]) for column in EXPORT_COLUMNS])
+        writer.writerow([spreadsheet_safe(record[column]) for column in EXPORT_COLUMNS])
         yield buffer.getvalue()

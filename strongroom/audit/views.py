@@ -18,12 +18,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from strongroom.audit import queries
+from strongroom.audit.alerts import people_named
 from strongroom.audit.checkpoints import TamperedLog, create_checkpoint, export_record, public_keys
 from strongroom.audit.forms import AuditFilterForm
 from strongroom.audit.log import record
 from strongroom.audit.models import AuditEntry, Checkpoint
 from strongroom.identity.permissions import Perm
 from strongroom.identity.reauth import recent_auth
+from strongroom.publicids import parse_public_id
 from strongroom.web.guards import needs_global
 
 PAGE_SIZE = 100
@@ -38,25 +40,15 @@ def _names(entries: Iterable[AuditEntry]) -> tuple[dict[str, str], dict[str, str
         if entry.target_kind == "person":
             people_ids.add(entry.target_id)
         inbox_ids.add(entry.inbox_id)
-    people = {
-        str(pid): name or email
-        for pid, name, email in get_user_model()
-        .objects.filter(public_id__in=[p for p in people_ids if _is_uuid(p)])
-        .values_list("public_id", "name", "email")
-    }
+    people = {pid: name for pid, (name, _email) in people_named(people_ids).items()}
     # Read through the app registry: the audit app does not import the inbox models.
     inbox_model = apps.get_model("inboxes", "Inbox")
+    wanted = [parsed for parsed in map(parse_public_id, inbox_ids) if parsed]
     inboxes = {
         str(iid): name
-        for iid, name in inbox_model.objects.filter(public_id__in=[i for i in inbox_ids if _is_uuid(i)]).values_list(
-            "public_id", "name"
-        )
+        for iid, name in inbox_model.objects.filter(public_id__in=wanted).values_list("public_id", "name")
     }
     return people, inboxes
-
-
-def _is_uuid(value: str) -> bool:
-    return len(value) == 36 and value.count("-") == 4
 
 
 def _rows(entries: list[AuditEntry]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from strongroom.audit.queries import spreadsheet_safe
 from strongroom.identity.models import ApiToken, User
 from strongroom.inboxes.models import Membership
 
@@ -67,11 +68,6 @@ def expiring_tokens(days: int) -> list[ApiToken]:
     )
 
 
-def _cell(value: str) -> str:
-    # A cell starting with = + - @ would run as a spreadsheet formula.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def access_csv(rows: list[AccessRow]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
@@ -79,7 +75,7 @@ def access_csv(rows: list[AccessRow]) -> Iterator[str]:
     for row in rows:
         writer.writerow(
             [
-                _cell(v)
+                spreadsheet_safe(v)
                 for v in (
                     row.person.name,
                     row.person.email,
