@@ -333,33 +333,14 @@ def hand_over_on_offboarding(
     unassigned; then every membership of `user` ends. Returns the counts. Rows first, audit
     entries last (record() holds the log's lock to the commit)."""
     moved = []
-    for conversation in (
-        Conversation.objects.filter(assignee=user).exclude(status=Status.CLOSED).select_related("inbox")
-    ):
-        target = (
-            reassign_to if reassign_to is not None and access.can(reassign_to, Perm.VIEW, conversation.inbox) else None
-        )
-        conversation.assignee = target
-        conversation.save(update_fields=["assignee"])
-        if target is None:
-            _event(conversation, actor, ConversationEvent.Kind.UNASSIGNED)
-        else:
-            _event(
-                conversation,
-                actor,
-                ConversationEvent.Kind.ASSIGNED,
-                assignee=str(target.public_id),
-                name=target.display_name,
-            )
+    open_ones = Conversation.objects.filter(assignee=user).exclude(status=Status.CLOSED).select_related("inbox")
+    for conversation in open_ones:
+        may_see = reassign_to is not None and access.can(reassign_to, Perm.VIEW, conversation.inbox)
+        target = reassign_to if may_see else None
+        _set_assignee(conversation, actor, target)
         moved.append((conversation, target))
     for conversation, target in moved:
-        audit.record(
-            "conversation.assigned",
-            actor=actor,
-            target=conversation,
-            inbox=conversation.inbox,
-            details={"from": str(user.public_id), "to": str(target.public_id) if target else None},
-        )
+        _record_assignment(conversation, actor, user, target)
     memberships = list(Membership.objects.filter(user=user).select_related("inbox"))
     for membership in memberships:
         remove_member(actor=None, inbox=membership.inbox, user=user, recorded_actor=actor)
@@ -383,29 +364,30 @@ def assign_conversation(conversation: Conversation, *, actor: User, assignee: Us
         if locked.assignee_id == (assignee.pk if assignee else None):
             return locked
         previous = locked.assignee
-        locked.assignee = assignee
-        locked.save(update_fields=["assignee"])
-        if assignee is None:
-            _event(locked, actor, ConversationEvent.Kind.UNASSIGNED)
-        else:
-            _event(
-                locked,
-                actor,
-                ConversationEvent.Kind.ASSIGNED,
-                assignee=str(assignee.public_id),
-                name=assignee.display_name,
-            )
-        audit.record(
-            "conversation.assigned",
-            actor=actor,
-            target=locked,
-            inbox=conversation.inbox,
-            details={
-                "from": str(previous.public_id) if previous else None,
-                "to": str(assignee.public_id) if assignee else None,
-            },
-        )
+        _set_assignee(locked, actor, assignee)
+        _record_assignment(locked, actor, previous, assignee)
     return locked
+
+
+def _set_assignee(conversation: Conversation, actor: User | None, assignee: User | None) -> None:
+    """Write the assignee and its timeline event (the caller checked who may be assigned)."""
+    conversation.assignee = assignee
+    conversation.save(update_fields=["assignee"])
+    if assignee is None:
+        _event(conversation, actor, ConversationEvent.Kind.UNASSIGNED)
+    else:
+        kind = ConversationEvent.Kind.ASSIGNED
+        _event(conversation, actor, kind, assignee=str(assignee.public_id), name=assignee.display_name)
+
+
+def _record_assignment(conversation: Conversation, actor: User | None, previous: User | None, new: User | None) -> None:
+    audit.record(
+        "conversation.assigned",
+        actor=actor,
+        target=conversation,
+        inbox=conversation.inbox,
+        details={"from": str(previous.public_id) if previous else None, "to": str(new.public_id) if new else None},
+    )
 
 
 def change_status(conversation: Conversation, *, actor: User, status: str) -> Conversation:
