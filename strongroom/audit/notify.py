@@ -110,19 +110,24 @@ def body_of(description: str, summaries: list[AlertSummary]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plain_message(recipients: list[str], subject: str, body: str) -> bytes:
+    """A plain-text message from Strongroom itself (marked auto-generated)."""
+    mime = EmailMessage(policy=SMTP)
+    mime["From"] = one_line(settings.NOTIFY_FROM)
+    mime["To"] = ", ".join(recipients)
+    mime["Subject"] = subject
+    mime["Date"] = format_datetime(timezone.now())
+    mime["Message-ID"] = make_msgid(domain=urlsplit(settings.PUBLIC_URL).hostname or "localhost")
+    mime["Auto-Submitted"] = "auto-generated"
+    mime.set_content(body, charset="utf-8", cte="quoted-printable")
+    return mime.as_bytes()
+
+
 def message_for(summaries: list[AlertSummary], recipients: list[str]) -> bytes:
     """The plain-text message about some alerts of one rule."""
     rule = RULES_BY_CODE.get(summaries[0].alert.rule)
     description = rule.description if rule else summaries[0].alert.rule
-    mime = EmailMessage(policy=SMTP)
-    mime["From"] = one_line(settings.NOTIFY_FROM)
-    mime["To"] = ", ".join(recipients)
-    mime["Subject"] = f"Strongroom security alert: {description}"
-    mime["Date"] = format_datetime(timezone.now())
-    mime["Message-ID"] = make_msgid(domain=urlsplit(settings.PUBLIC_URL).hostname or "localhost")
-    mime["Auto-Submitted"] = "auto-generated"
-    mime.set_content(body_of(description, summaries), charset="utf-8", cte="quoted-printable")
-    return mime.as_bytes()
+    return _plain_message(recipients, f"Strongroom security alert: {description}", body_of(description, summaries))
 
 
 def _deliver(endpoint: MailEndpoint, recipients: list[str], alerts: list[Alert]) -> None:
@@ -203,13 +208,6 @@ THROTTLE_QUIET = timedelta(hours=6)  # at most one such message per person in th
 
 
 def throttled_message(person_email: str, attempts: int, addresses: list[str]) -> bytes:
-    mime = EmailMessage(policy=SMTP)
-    mime["From"] = one_line(settings.NOTIFY_FROM)
-    mime["To"] = person_email
-    mime["Subject"] = "Strongroom: sign-in attempts to your account were blocked"
-    mime["Date"] = format_datetime(timezone.now())
-    mime["Message-ID"] = make_msgid(domain=urlsplit(settings.PUBLIC_URL).hostname or "localhost")
-    mime["Auto-Submitted"] = "auto-generated"
     lines = [
         f"Strongroom refused {attempts} sign-in attempt{'s' if attempts != 1 else ''} to your account",
         f"({person_email}) because too many wrong passwords were tried.",
@@ -221,8 +219,8 @@ def throttled_message(person_email: str, attempts: int, addresses: list[str]) ->
         "",
         settings.PUBLIC_URL,
     ]
-    mime.set_content("\n".join(lines) + "\n", charset="utf-8", cte="quoted-printable")
-    return mime.as_bytes()
+    subject = "Strongroom: sign-in attempts to your account were blocked"
+    return _plain_message([person_email], subject, "\n".join(lines) + "\n")
 
 
 def mail_throttled_people() -> int:
