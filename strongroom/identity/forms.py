@@ -6,19 +6,22 @@ from django import forms
 
 from strongroom.identity.permissions import INBOX_PERMS
 
+# The global roles of permissions.GLOBAL_ROLES, as people pick them.
+ROLE_CHOICES = [("member", "Member"), ("auditor", "Auditor"), ("admin", "Administrator")]
+
 
 class PersonForm(forms.Form):
     email = forms.EmailField()
     name = forms.CharField(max_length=200, required=False)
     global_role = forms.ChoiceField(
-        choices=[("member", "Member"), ("auditor", "Auditor"), ("admin", "Administrator")],
+        choices=ROLE_CHOICES,
         initial="member",
         required=False,  # absent: member
     )
 
 
 class RoleForm(forms.Form):
-    global_role = forms.ChoiceField(choices=[("member", "Member"), ("auditor", "Auditor"), ("admin", "Administrator")])
+    global_role = forms.ChoiceField(choices=ROLE_CHOICES)
 
 
 class TokenForm(forms.Form):

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from strongroom import audit
 from strongroom.errors import Conflict, Invalid
 from strongroom.identity import actions, sessions
-from strongroom.identity.forms import PersonForm, RoleForm, TokenForm
+from strongroom.identity.forms import ROLE_CHOICES, PersonForm, RoleForm, TokenForm
 from strongroom.identity.models import ApiToken, User, UserSession
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.identity.reauth import recent_auth, recent_auth_for_changes
@@ -52,7 +52,7 @@ def people(request: HttpRequest) -> HttpResponse:
             "nav": "people",
             "form": form,
             "people": everyone,
-            "role_choices": [("member", "Member"), ("auditor", "Auditor"), ("admin", "Admin")],
+            "role_choices": ROLE_CHOICES,
             "created": created,
         },
         status=400 if form.errors else 200,

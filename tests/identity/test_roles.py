@@ -49,3 +49,10 @@ def test_roles_are_changed_on_the_people_page(admin, agent):
 
     agent.refresh_from_db()
     assert agent.global_role == "auditor"
+
+
+def test_the_role_picker_offers_exactly_the_catalogues_global_roles():
+    from strongroom.identity.forms import ROLE_CHOICES
+    from strongroom.identity.permissions import GLOBAL_ROLES
+
+    assert {value for value, _label in ROLE_CHOICES} == set(GLOBAL_ROLES)
