@@ -50,6 +50,13 @@ def role_in(user: User, inbox: Inbox) -> str | None:
     return memo[inbox.pk]
 
 
+def inbox_roles_of(user: User) -> set[str]:
+    """Every inbox role this person holds, in any inbox (for policies such as "MFA for owners")."""
+    if not _is_active(user):
+        return set()
+    return set(Membership.objects.filter(user=user).values_list("role", flat=True))
+
+
 def _role_perms(user: User, role: str | None) -> frozenset[Perm]:
     """What `role` grants, narrowed by the request's API token scope, if any."""
     perms = INBOX_ROLES.get(role, frozenset()) if role else frozenset()
