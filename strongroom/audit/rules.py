@@ -261,12 +261,13 @@ class OffHours(Rule):
         )
 
 
-ELEVATED_INBOX_ROLES = frozenset({"owner", "supervisor"})
+ELEVATED_INBOX_ROLES = frozenset({"owner", "admin", "supervisor"})
 _GRANTS = frozenset({"user.created", "user.role.changed", "member.added", "member.role.changed"})
 
 
 def granted_role(entry: Entry) -> str:
-    """The privileged role an entry gives a person ("admin", "owner", "supervisor"), or ""."""
+    """The privileged role an entry gives a person ("admin", "owner", "supervisor"), or ""
+    (custom roles are not judged)."""
     if entry.code == "user.created":
         role = entry.detail("global_role")
     elif entry.code == "member.added":

@@ -27,7 +27,9 @@ class Perm(StrEnum):
     EXPORT = "conversation.export"
     DOWNLOAD_ATTACHMENTS = "attachment.download"
     SEE_CONTACT = "contact.view"
-    MANAGE_INBOX = "inbox.manage"
+    MANAGE_INBOX = "inbox.manage"  # settings and members of the inbox
+    APPROVE_ACCESS = "access.approve"  # approve break-glass grants, decide access reviews
+    READ_INBOX_AUDIT = "inbox.audit"  # the inbox's audit trail (never its content)
     # global
     MANAGE_USERS = "users.manage"
     MANAGE_ROLES = "roles.manage"
@@ -50,27 +52,33 @@ INBOX_PERMS = frozenset(
         Perm.DOWNLOAD_ATTACHMENTS,
         Perm.SEE_CONTACT,
         Perm.MANAGE_INBOX,
+        Perm.APPROVE_ACCESS,
+        Perm.READ_INBOX_AUDIT,
     }
 )
 GLOBAL_PERMS = frozenset(set(Perm) - INBOX_PERMS)
 
-# Roles held in an inbox (through a membership).
+# Built-in roles held in an inbox (through a membership, a team's membership or a grant).
+# Custom roles (made in the UI) are stored as data: see strongroom/inboxes/roles.py.
+_CONTENT = frozenset(
+    {
+        Perm.VIEW,
+        Perm.REPLY,
+        Perm.NOTE,
+        Perm.ASSIGN,
+        Perm.CHANGE_STATUS,
+        Perm.TAG,
+        Perm.DOWNLOAD_ATTACHMENTS,
+        Perm.SEE_CONTACT,
+    }
+)
 INBOX_ROLES: dict[str, frozenset[Perm]] = {
-    "owner": INBOX_PERMS,
-    "supervisor": INBOX_PERMS - {Perm.MANAGE_INBOX},
-    "agent": frozenset(
-        {
-            Perm.VIEW,
-            Perm.REPLY,
-            Perm.NOTE,
-            Perm.ASSIGN,
-            Perm.CHANGE_STATUS,
-            Perm.TAG,
-            Perm.DOWNLOAD_ATTACHMENTS,
-            Perm.SEE_CONTACT,
-        }
-    ),
+    "owner": INBOX_PERMS,  # the only built-in role that approves access
+    "admin": INBOX_PERMS - {Perm.APPROVE_ACCESS},
+    "supervisor": _CONTENT | {Perm.DELETE, Perm.EXPORT, Perm.READ_INBOX_AUDIT},
+    "agent": _CONTENT,
     "viewer": frozenset({Perm.VIEW, Perm.DOWNLOAD_ATTACHMENTS, Perm.SEE_CONTACT}),
+    "auditor": frozenset({Perm.READ_INBOX_AUDIT}),  # the inbox's audit trail, never its content
 }
 DEFAULT_INBOX_ROLE = "agent"
 

@@ -4,9 +4,15 @@ Two questions, answered here and nowhere else:
 - `can(user, perm, inbox)`: may this person do `perm` in this inbox?
 - `inboxes_visible_to(user, need)` and friends: which objects may this person act on?
 
-Default deny. An object in an inbox the person is not a member of raises NotFound, exactly
-as a missing one would, so its existence is not revealed. A member whose role lacks the
-permission gets NotAllowed.
+A person holds roles in an inbox from three sources: their own membership, the memberships of
+the teams they belong to, and approved break-glass grants that have not expired. What they may
+do is the union of what those roles grant (inboxes/roles.py turns a role into permissions). A
+membership marked "only conversations assigned to me" limits the conversations it shows to
+those assigned to the person; any unrestricted source lifts the limit.
+
+Default deny. An object in an inbox the person holds no role in raises NotFound, exactly as a
+missing one would, so its existence is not revealed; so does a conversation outside an
+assigned-only member's own. A member whose roles lack the permission gets NotAllowed.
 
 Through an API token with a scope (identity.permissions.TokenScope) the person's access is
 narrowed here too: an inbox outside the token's inboxes is as if not a member, a permission
@@ -16,37 +22,110 @@ outside its permissions as if the role lacked it.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from strongroom.errors import NotAllowed, NotFound
-from strongroom.identity.permissions import INBOX_ROLES, Perm, has_global_perm, token_scope_of
-from strongroom.inboxes.models import Attachment, Contact, Conversation, Inbox, Membership, Message
+from strongroom.identity.permissions import Perm, has_global_perm, token_scope_of
+from strongroom.inboxes import roles
+from strongroom.inboxes.models import (
+    AccessGrant,
+    Attachment,
+    Contact,
+    Conversation,
+    Inbox,
+    Membership,
+    Message,
+    TeamMember,
+)
 
 if TYPE_CHECKING:
     from strongroom.identity.models import User
+
+MEMO = "_strongroom_access"
+
+
+@dataclass(frozen=True)
+class InboxAccess:
+    """What a person may do in one inbox, from all their sources together."""
+
+    perms: frozenset[Perm] = frozenset()
+    held: frozenset[Perm] = frozenset()  # before an API token's narrowing (for the error message)
+    assigned_only: bool = False  # sees only conversations assigned to them
+    roles: tuple[str, ...] = ()
+
+    @property
+    def is_member(self) -> bool:
+        return bool(self.roles)
+
+
+NO_ACCESS = InboxAccess()
 
 
 def _is_active(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def roles_with(perm: Perm) -> list[str]:
-    return [role for role, perms in INBOX_ROLES.items() if perm in perms]
+def _sources(user: User, inbox_ids: list[int] | None = None) -> list[tuple[int, str, bool]]:
+    """(inbox id, role, assigned only) for every role the person holds: own memberships, their
+    teams' memberships, and grants approved and not expired."""
+    memberships = Membership.objects.filter(
+        Q(user=user) | Q(team_id__in=TeamMember.objects.filter(user=user).values("team_id"))
+    )
+    grants = AccessGrant.objects.filter(user=user, state=AccessGrant.State.APPROVED, expires_at__gt=timezone.now())
+    if inbox_ids is not None:
+        memberships = memberships.filter(inbox_id__in=inbox_ids)
+        grants = grants.filter(inbox_id__in=inbox_ids)
+    rows = [(i, r, a) for i, r, a in memberships.values_list("inbox_id", "role", "assigned_only")]
+    return rows + [(i, r, False) for i, r in grants.values_list("inbox_id", "role")]
 
 
-def role_in(user: User, inbox: Inbox) -> str | None:
-    """The person's role in the inbox, or None. Remembered on the user object, which lives
-    for one request, so a page asks the database once per inbox."""
+def _combine(user: User, rows: list[tuple[int, str, bool]]) -> dict[int, InboxAccess]:
+    custom = roles.custom_roles() if any(r not in roles.INBOX_ROLES for _, r, _ in rows) else {}
+    by_inbox: dict[int, list[tuple[str, bool]]] = {}
+    for inbox_id, role, assigned_only in rows:
+        by_inbox.setdefault(inbox_id, []).append((role, assigned_only))
+    scope = token_scope_of(user)
+    result = {}
+    for inbox_id, held_roles in by_inbox.items():
+        held = frozenset().union(*(roles.perms_of(r, custom) for r, _ in held_roles))
+        unrestricted = any(Perm.VIEW in roles.perms_of(r, custom) and not a for r, a in held_roles)
+        result[inbox_id] = InboxAccess(
+            perms=scope.narrow(held) if scope is not None else held,
+            held=held,
+            assigned_only=not unrestricted,
+            roles=tuple(sorted({r for r, _ in held_roles})),
+        )
+    return result
+
+
+def _access_map(user: User) -> dict[int, InboxAccess]:
+    """Every inbox this person holds a role in, within their API token's inboxes."""
     if not _is_active(user):
-        return None
+        return {}
+    access = _combine(user, _sources(user))
+    scope = token_scope_of(user)
+    if scope is not None and scope.inboxes is not None:
+        allowed = set(Inbox.objects.filter(public_id__in=list(scope.inboxes)).values_list("pk", flat=True))
+        access = {inbox_id: a for inbox_id, a in access.items() if inbox_id in allowed}
+    return access
+
+
+def access_in(user: User, inbox: Inbox) -> InboxAccess:
+    """The person's access to the inbox. Remembered on the user object, which lives for one
+    request, so a page asks the database once per inbox."""
+    if not _is_active(user):
+        return NO_ACCESS
     scope = token_scope_of(user)
     if scope is not None and not scope.allows_inbox(str(inbox.public_id)):
-        return None  # outside the token's inboxes: as if not a member
-    memo: dict[int, str | None] = user.__dict__.setdefault("_strongroom_roles", {})
+        return NO_ACCESS  # outside the token's inboxes: as if not a member
+    memo: dict[int, InboxAccess] = user.__dict__.setdefault(MEMO, {})
     if inbox.pk not in memo:
-        memo[inbox.pk] = Membership.objects.filter(inbox=inbox, user=user).values_list("role", flat=True).first()
+        memo[inbox.pk] = _combine(user, _sources(user, [inbox.pk])).get(inbox.pk, NO_ACCESS)
     return memo[inbox.pk]
 
 
@@ -54,19 +133,12 @@ def inbox_roles_of(user: User) -> set[str]:
     """Every inbox role this person holds, in any inbox (for policies such as "MFA for owners")."""
     if not _is_active(user):
         return set()
-    return set(Membership.objects.filter(user=user).values_list("role", flat=True))
-
-
-def _role_perms(user: User, role: str | None) -> frozenset[Perm]:
-    """What `role` grants, narrowed by the request's API token scope, if any."""
-    perms = INBOX_ROLES.get(role, frozenset()) if role else frozenset()
-    scope = token_scope_of(user)
-    return scope.narrow(perms) if scope is not None else perms
+    return {role for _, role, _ in _sources(user)}
 
 
 def forget_roles(user: User) -> None:
-    """Drop what role_in remembered (after the person's memberships changed)."""
-    user.__dict__.pop("_strongroom_roles", None)
+    """Drop what access_in remembered (after the person's memberships changed)."""
+    user.__dict__.pop(MEMO, None)
 
 
 def _configures_every_inbox(user: User, perm: Perm) -> bool:
@@ -79,11 +151,11 @@ def can(user: User, perm: Perm, inbox: Inbox) -> bool:
     """May `user` do `perm` in `inbox`? (Per-inbox permissions only.)"""
     if _configures_every_inbox(user, perm):
         return True
-    return perm in _role_perms(user, role_in(user, inbox))
+    return perm in access_in(user, inbox).perms
 
 
 def inbox_perms(user: User, inbox: Inbox) -> frozenset[Perm]:
-    return _role_perms(user, role_in(user, inbox))
+    return access_in(user, inbox).perms
 
 
 def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
@@ -92,32 +164,38 @@ def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
         return Inbox.objects.none()
     if _configures_every_inbox(user, need):
         return Inbox.objects.all()
-    return _scoped(
-        user, need, Inbox.objects.filter(memberships__user=user, memberships__role__in=roles_with(need)), "public_id"
-    )
+    return Inbox.objects.filter(pk__in=[i for i, a in _access_map(user).items() if need in a.perms])
+
+
+def assigned_only_inboxes(user: User, need: Perm = Perm.VIEW) -> set[int]:
+    """Ids of the inboxes where `user` may do `need` only on conversations assigned to them."""
+    return {i for i, a in _access_map(user).items() if need in a.perms and a.assigned_only}
 
 
 def conversations_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Conversation]:
-    """Conversations in the inboxes where `user` may do `need`."""
+    """Conversations in the inboxes where `user` may do `need` (only their own where a
+    membership says "only conversations assigned to me")."""
     if not _is_active(user):
         return Conversation.objects.none()
-    memberships = _scoped(
-        user, need, Membership.objects.filter(user=user, role__in=roles_with(need)), "inbox__public_id"
-    )
-    return Conversation.objects.filter(inbox_id__in=memberships.values("inbox_id"))
+    full, own = [], []
+    for inbox_id, a in _access_map(user).items():
+        if need in a.perms:
+            (own if a.assigned_only else full).append(inbox_id)
+    return Conversation.objects.filter(Q(inbox_id__in=full) | Q(inbox_id__in=own, assignee=user))
 
 
-def _scoped(user: User, need: Perm, rows: QuerySet[Any], inbox_id_field: str) -> QuerySet[Any]:
-    """`rows` narrowed to the request's API token scope: none when the token lacks `need`,
-    only the token's inboxes when it names some."""
-    scope = token_scope_of(user)
-    if scope is None:
-        return rows
-    if not scope.narrow(frozenset({need})):
-        return rows.none()
-    if scope.inboxes is not None:
-        rows = rows.filter(**{f"{inbox_id_field}__in": list(scope.inboxes)})
-    return rows
+def people_with(inbox: Inbox, need: Perm = Perm.VIEW) -> QuerySet[User]:
+    """Active people who may do `need` in the inbox, from any source (assignee choices)."""
+    names = roles.roles_with(need)
+    direct = Membership.objects.filter(inbox=inbox, role__in=names, user__isnull=False).values("user_id")
+    teams = TeamMember.objects.filter(
+        team_id__in=Membership.objects.filter(inbox=inbox, role__in=names, team__isnull=False).values("team_id")
+    ).values("user_id")
+    grants = AccessGrant.objects.filter(
+        inbox=inbox, role__in=names, state=AccessGrant.State.APPROVED, expires_at__gt=timezone.now()
+    ).values("user_id")
+    people: QuerySet[User] = get_user_model().objects.filter(is_active=True)  # type: ignore[assignment]
+    return people.filter(Q(pk__in=direct) | Q(pk__in=teams) | Q(pk__in=grants))
 
 
 def _parse_id(public_id: uuid.UUID | str) -> uuid.UUID:
@@ -127,15 +205,18 @@ def _parse_id(public_id: uuid.UUID | str) -> uuid.UUID:
         raise NotFound("no such object") from None
 
 
-def _check(user: User, inbox: Inbox, need: Perm) -> None:
+def _check(user: User, inbox: Inbox, need: Perm, assignee_id: int | None | bool = False) -> None:
+    """Raise unless `user` may do `need` in `inbox`; `assignee_id` (when checking one
+    conversation) hides it from an assigned-only member it is not assigned to."""
     if _configures_every_inbox(user, need):
         return
-    role = role_in(user, inbox)
-    if role is None:
+    access = access_in(user, inbox)
+    if not access.is_member:
         raise NotFound("no such object")
-    if need not in _role_perms(user, role):
-        scope = token_scope_of(user)
-        if scope is not None and need in INBOX_ROLES.get(role, frozenset()):
+    if assignee_id is not False and access.assigned_only and Perm.VIEW in access.perms and assignee_id != user.pk:
+        raise NotFound("no such object")
+    if need not in access.perms:
+        if need in access.held:
             raise NotAllowed(f"this API token does not allow {need.value}")
         raise NotAllowed(f"your role in this inbox does not allow {need.value}")
 
@@ -158,7 +239,7 @@ def get_conversation_for(user: User, public_id: uuid.UUID | str, need: Perm = Pe
     )
     if conversation is None or not _is_active(user):
         raise NotFound("no such conversation")
-    _check(user, conversation.inbox, need)
+    _check(user, conversation.inbox, need, conversation.assignee_id)
     return conversation
 
 
@@ -166,7 +247,7 @@ def get_message_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm.VI
     message = Message.objects.select_related("conversation__inbox").filter(public_id=_parse_id(public_id)).first()
     if message is None or not _is_active(user):
         raise NotFound("no such message")
-    _check(user, message.conversation.inbox, need)
+    _check(user, message.conversation.inbox, need, message.conversation.assignee_id)
     return message
 
 
@@ -176,7 +257,7 @@ def get_attachment_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm
     )
     if attachment is None or not _is_active(user):
         raise NotFound("no such attachment")
-    _check(user, attachment.message.conversation.inbox, need)
+    _check(user, attachment.message.conversation.inbox, need, attachment.message.conversation.assignee_id)
     return attachment
 
 

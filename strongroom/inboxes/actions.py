@@ -24,8 +24,8 @@ from strongroom import audit
 from strongroom.blobs.store import blob_store
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import User
-from strongroom.identity.permissions import DEFAULT_INBOX_ROLE, INBOX_ROLES, Perm, has_global_perm
-from strongroom.inboxes import access
+from strongroom.identity.permissions import DEFAULT_INBOX_ROLE, Perm, has_global_perm, token_scope_of
+from strongroom.inboxes import access, roles
 from strongroom.inboxes.ingest import message_id_digest, preview_of
 from strongroom.inboxes.models import (
     Attachment,
@@ -39,6 +39,7 @@ from strongroom.inboxes.models import (
     OutboxItem,
     Status,
     Tag,
+    Team,
 )
 from strongroom.mail.compose import OutgoingAttachment, OutgoingMessage, compose, text_to_html
 from strongroom.mail.endpoints import MailEndpoint, parse_mail_url
@@ -280,49 +281,102 @@ def _mailbox_identity(endpoint: MailEndpoint | None) -> tuple[str, ...] | None:
     return (endpoint.host, str(endpoint.port), endpoint.username, endpoint.folder)
 
 
-def add_member(*, actor: User | None, inbox: Inbox, user: User, role: str = DEFAULT_INBOX_ROLE) -> Membership:
-    """Give `user` a role in `inbox` (or change it). `actor=None` is the operator's command line."""
+def _member_details(user: User | None, team: Team | None) -> dict[str, str]:
+    return {"person": str(user.public_id)} if user is not None else {"team": str(team.public_id)}  # type: ignore[union-attr]
+
+
+def _check_no_escalation(actor: User, inbox: Inbox, role: str) -> None:
+    """Nobody hands out more than they hold in the inbox; an administrator who manages every
+    inbox (inboxes.manage) may give any role."""
+    if has_global_perm(actor, Perm.MANAGE_INBOXES) and token_scope_of(actor) is None:
+        return
+    missing = roles.perms_of(role) - access.inbox_perms(actor, inbox)
+    if missing:
+        raise NotAllowed(f"the role {role!r} holds permissions you do not have here: {', '.join(sorted(missing))}")
+
+
+def add_member(
+    *,
+    actor: User | None,
+    inbox: Inbox,
+    user: User | None = None,
+    team: Team | None = None,
+    role: str = DEFAULT_INBOX_ROLE,
+    assigned_only: bool = False,
+) -> Membership:
+    """Give a person or a team a role in `inbox` (or change it). `actor=None` is the operator's
+    command line."""
+    if (user is None) == (team is None):
+        raise Invalid("a membership is for a person or for a team")
     if actor is not None:
         _require(actor, Perm.MANAGE_INBOX, inbox)
-    if role not in INBOX_ROLES:
-        raise Invalid(f"unknown role {role!r}; choose one of {', '.join(INBOX_ROLES)}")
-    if not user.is_active:
+    roles.check_role(role)
+    if actor is not None:
+        _check_no_escalation(actor, inbox, role)
+    if user is not None and not user.is_active:
         raise Invalid(f"{user.email} is deactivated")
+    who = {"user": user} if user is not None else {"team": team}
     with transaction.atomic():
-        previous = Membership.objects.select_for_update().filter(inbox=inbox, user=user).first()
-        membership, _ = Membership.objects.update_or_create(inbox=inbox, user=user, defaults={"role": role})
-        person = str(user.public_id)
+        previous = Membership.objects.select_for_update().filter(inbox=inbox, **who).first()
+        membership, _ = Membership.objects.update_or_create(
+            inbox=inbox, **who, defaults={"role": role, "assigned_only": assigned_only}
+        )
+        details = _member_details(user, team)
         if previous is None:
-            audit.record("member.added", actor=actor, target=inbox, details={"person": person, "role": role})
-        elif previous.role != role:
+            audit.record(
+                "member.added",
+                actor=actor,
+                target=inbox,
+                details={**details, "role": role, "assigned_only": assigned_only},
+            )
+        elif (previous.role, previous.assigned_only) != (role, assigned_only):
             audit.record(
                 "member.role.changed",
                 actor=actor,
                 target=inbox,
-                details={"person": person, "from": previous.role, "to": role},
+                details={**details, "from": previous.role, "to": role, "assigned_only": assigned_only},
             )
-    access.forget_roles(user)
+    if user is not None:
+        access.forget_roles(user)
     return membership
 
 
-def remove_member(*, actor: User | None, inbox: Inbox, user: User, recorded_actor: User | None = None) -> None:
-    """End `user`'s membership. `recorded_actor` names who did it when the permission was
-    checked elsewhere (offboarding, which needs the people permission instead)."""
+def unassign_where_access_ended(inbox: Inbox, people: list[User]) -> None:
+    """Someone who can no longer see the inbox keeps nothing of it, not even assignments."""
+    for person in people:
+        access.forget_roles(person)
+        if not access.can(person, Perm.VIEW, inbox):
+            Conversation.objects.filter(inbox=inbox, assignee=person).update(assignee=None)
+
+
+def remove_member(
+    *,
+    actor: User | None,
+    inbox: Inbox,
+    user: User | None = None,
+    team: Team | None = None,
+    recorded_actor: User | None = None,
+    reason: str = "removed",
+) -> None:
+    """End a person's or a team's membership. `recorded_actor` names who did it when the
+    permission was checked elsewhere (offboarding, which needs the people permission instead;
+    an access review, which needs the inbox owner's)."""
+    if (user is None) == (team is None):
+        raise Invalid("a membership is for a person or for a team")
     if actor is not None:
         _require(actor, Perm.MANAGE_INBOX, inbox)
+    who = {"user": user} if user is not None else {"team": team}
     with transaction.atomic():
-        previous = Membership.objects.filter(inbox=inbox, user=user).first()
-        Membership.objects.filter(inbox=inbox, user=user).delete()
-        # Someone who left the inbox keeps nothing of it, not even assignments.
-        Conversation.objects.filter(inbox=inbox, assignee=user).update(assignee=None)
+        previous = Membership.objects.filter(inbox=inbox, **who).first()
+        Membership.objects.filter(inbox=inbox, **who).delete()
+        unassign_where_access_ended(inbox, [user] if user is not None else list(team.members.all()))  # type: ignore[union-attr]
         if previous is not None:
             audit.record(
                 "member.removed",
                 actor=actor or recorded_actor,
                 target=inbox,
-                details={"person": str(user.public_id), "role": previous.role},
+                details={**_member_details(user, team), "role": previous.role, "reason": reason},
             )
-    access.forget_roles(user)
 
 
 def hand_over_on_offboarding(
@@ -341,10 +395,17 @@ def hand_over_on_offboarding(
         moved.append((conversation, target))
     for conversation, target in moved:
         _record_assignment(conversation, actor, user, target)
+    from strongroom.inboxes import grants  # grants and teams build on this module
+    from strongroom.inboxes import teams as teams_module
+
     memberships = list(Membership.objects.filter(user=user).select_related("inbox"))
     for membership in memberships:
-        remove_member(actor=None, inbox=membership.inbox, user=user, recorded_actor=actor)
-    return {"conversations": len(moved), "memberships": len(memberships)}
+        remove_member(actor=None, inbox=membership.inbox, user=user, recorded_actor=actor, reason="offboarded")
+    teams = list(Team.objects.filter(team_members__user=user))
+    for team in teams:
+        teams_module.remove_from_team(team, user, actor=None, recorded_actor=actor, reason="offboarded")
+    ended = grants.end_grants_of(user, actor=actor)
+    return {"conversations": len(moved), "memberships": len(memberships), "teams": len(teams), "grants": ended}
 
 
 # --- conversations ---------------------------------------------------------------------------

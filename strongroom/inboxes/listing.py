@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm
-from strongroom.inboxes.access import conversations_visible_to, inboxes_visible_to
+from strongroom.inboxes.access import assigned_only_inboxes, conversations_visible_to, inboxes_visible_to
 from strongroom.inboxes.models import Contact, Conversation, Inbox, Status
 
 VIEWS = ("mine", "unassigned", "all")
@@ -91,6 +91,7 @@ COUNT_CAP = 1000  # counts above this show as "999+": counting a huge queue exac
 PER_INBOX_SQL = (
     "SELECT inbox_id AS k FROM (SELECT inbox_id FROM {table} WHERE inbox_id = %s AND status = %s LIMIT %s) AS i{n}"  # noqa: S608, E501
 )
+PER_INBOX_OWN_SQL = "SELECT inbox_id AS k FROM (SELECT inbox_id FROM {table} WHERE inbox_id = %s AND status = %s AND assignee_id = %s LIMIT %s) AS i{n}"  # noqa: S608, E501
 MINE_SQL = "SELECT -1 AS k FROM (SELECT id FROM {table} WHERE inbox_id IN ({inboxes}) AND status = %s AND assignee_id = %s LIMIT %s) AS mine"  # noqa: S608, E501
 UNASSIGNED_SQL = "SELECT -2 AS k FROM (SELECT id FROM {table} WHERE inbox_id IN ({inboxes}) AND status = %s AND assignee_id IS NULL LIMIT %s) AS unassigned"  # noqa: S608, E501
 
@@ -103,10 +104,12 @@ class Sidebar:
     all_open: int
 
 
-def _sidebar_counts(inbox_ids: list[int], user: User) -> tuple[dict[int, int], int, int]:
+def _sidebar_counts(inbox_ids: list[int], user: User, own_only: set[int]) -> tuple[dict[int, int], int, int]:
     """Open conversations per inbox, open ones assigned to `user`, open unassigned ones: all in
     one query, each count capped at COUNT_CAP so its cost does not grow with the backlog (an
-    index is read for at most COUNT_CAP entries per count).
+    index is read for at most COUNT_CAP entries per count). In the inboxes of `own_only` (where
+    the person sees only conversations assigned to them) only theirs count, and none of their
+    unassigned ones.
 
     Plain SQL because the ORM cannot put a LIMIT inside a UNION on SQLite. Every value is a
     query parameter; the table name comes from the model.
@@ -115,13 +118,21 @@ def _sidebar_counts(inbox_ids: list[int], user: User) -> tuple[dict[int, int], i
     if not inbox_ids:
         return counts, 0, 0
     table = connection.ops.quote_name(Conversation._meta.db_table)
-    in_inboxes = ", ".join(["%s"] * len(inbox_ids))
-    parts = [PER_INBOX_SQL.format(table=table, n=n) for n in range(len(inbox_ids))]
-    parts += [MINE_SQL.format(table=table, inboxes=in_inboxes), UNASSIGNED_SQL.format(table=table, inboxes=in_inboxes)]
+    parts: list[str] = []
     params: list[object] = []
-    for inbox_id in inbox_ids:
-        params += [inbox_id, Status.OPEN.value, COUNT_CAP]
-    params += [*inbox_ids, Status.OPEN.value, user.pk, COUNT_CAP, *inbox_ids, Status.OPEN.value, COUNT_CAP]
+    for n, inbox_id in enumerate(inbox_ids):
+        if inbox_id in own_only:
+            parts.append(PER_INBOX_OWN_SQL.format(table=table, n=n))
+            params += [inbox_id, Status.OPEN.value, user.pk, COUNT_CAP]
+        else:
+            parts.append(PER_INBOX_SQL.format(table=table, n=n))
+            params += [inbox_id, Status.OPEN.value, COUNT_CAP]
+    parts.append(MINE_SQL.format(table=table, inboxes=", ".join(["%s"] * len(inbox_ids))))
+    params += [*inbox_ids, Status.OPEN.value, user.pk, COUNT_CAP]
+    shared = [i for i in inbox_ids if i not in own_only]
+    if shared:
+        parts.append(UNASSIGNED_SQL.format(table=table, inboxes=", ".join(["%s"] * len(shared))))
+        params += [*shared, Status.OPEN.value, COUNT_CAP]
     sql = "SELECT k, COUNT(*) FROM (" + " UNION ALL ".join(parts) + ") AS capped GROUP BY k"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -133,7 +144,7 @@ def _sidebar_counts(inbox_ids: list[int], user: User) -> tuple[dict[int, int], i
 def sidebar_for(user: User) -> Sidebar:
     """The inboxes a person may see, with open counts, and the counts of their views."""
     inboxes = list(inboxes_visible_to(user, Perm.VIEW).order_by("name"))
-    counts, mine, unassigned = _sidebar_counts([i.pk for i in inboxes], user)
+    counts, mine, unassigned = _sidebar_counts([i.pk for i in inboxes], user, assigned_only_inboxes(user, Perm.VIEW))
     for inbox in inboxes:
         inbox.open_count = counts[inbox.pk]  # type: ignore[attr-defined]
     return Sidebar(inboxes=inboxes, mine=mine, unassigned=unassigned, all_open=sum(counts.values()))

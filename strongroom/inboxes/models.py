@@ -10,7 +10,6 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from strongroom.crypto import open_sealed, seal
-from strongroom.identity.permissions import INBOX_ROLES
 from strongroom.mail.endpoints import MailEndpoint
 
 SECURITY_CHOICES = [("tls", "TLS from the start"), ("starttls", "STARTTLS (required)")]
@@ -118,13 +117,172 @@ class MailboxState(models.Model):
 
 
 class Membership(models.Model):
+    """A person's or a team's role in an inbox: exactly one of `user` and `team` is set.
+
+    `role` names a built-in role (permissions.INBOX_ROLES) or a custom Role's slug; see
+    inboxes/roles.py. With `assigned_only` the member sees only the conversations assigned to
+    them (for a team: to each member of it)."""
+
     inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=30, choices=[(r, r.title()) for r in INBOX_ROLES], default="agent")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="memberships"
+    )
+    team = models.ForeignKey("Team", null=True, blank=True, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=30, default="agent")
+    assigned_only = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["inbox", "user"], name="membership_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbox", "user"], condition=models.Q(user__isnull=False), name="membership_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["inbox", "team"], condition=models.Q(team__isnull=False), name="membership_team_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, team__isnull=True)
+                | models.Q(user__isnull=True, team__isnull=False),
+                name="membership_person_or_team",
+            ),
+        ]
+
+    @property
+    def member(self) -> models.Model:
+        return self.user if self.user_id else self.team  # type: ignore[return-value]
+
+
+class Role(models.Model):
+    """A custom inbox role made in the UI: a named set of per-inbox permissions. Built-in roles
+    are code (permissions.INBOX_ROLES); a custom role's slug never equals one of theirs."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(max_length=30, unique=True)
+    name = models.CharField(max_length=60)
+    perms = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("role", self.slug)
+
+
+class Team(models.Model):
+    """People given inbox memberships together."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="TeamMember", related_name="teams")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("name"), name="team_name_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("team", str(self.public_id))
+
+
+class TeamMember(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="team_members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="team_member_unique")]
+
+
+class AccessGrant(models.Model):
+    """Break-glass: time-boxed access to an inbox, asked for with a reason and approved by an
+    owner of the inbox. It counts only while approved and before `expires_at`, so it ends on
+    time even when the worker (which records the expiry) is down."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        REVOKED = "revoked"
+        EXPIRED = "expired"
+        WITHDRAWN = "withdrawn"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_grants")
+    role = models.CharField(max_length=30)
+    reason = models.CharField(max_length=500)
+    hours = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "state", "expires_at"], name="grant_user_state")]
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("grant", str(self.public_id))
+
+    def is_active_at(self, now: timezone.datetime) -> bool:
+        return self.state == self.State.APPROVED and self.expires_at is not None and self.expires_at > now
+
+
+class AccessReview(models.Model):
+    """A campaign in which inbox owners confirm or revoke every membership by a deadline."""
+
+    class Outcome(models.TextChoices):
+        REVOKE = "revoke", "Revoke"
+        KEEP = "keep", "Keep"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    deadline = models.DateTimeField()
+    undecided_outcome = models.CharField(max_length=6, choices=Outcome.choices, default=Outcome.REVOKE)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("review", str(self.public_id))
+
+
+class ReviewItem(models.Model):
+    """One membership under review, as it was when the review started."""
+
+    class Decision(models.TextChoices):
+        UNDECIDED = "", "Undecided"
+        KEEP = "keep", "Keep"
+        REVOKE = "revoke", "Revoke"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="items")
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="+")
+    membership = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    role = models.CharField(max_length=30)
+    decision = models.CharField(max_length=6, choices=Decision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    by_default = models.BooleanField(default=False)  # decided by the review's undecided outcome
+
+    @property
+    def audit_ref(self) -> tuple[str, str]:
+        return ("review_item", str(self.public_id))
 
 
 class Contact(models.Model):

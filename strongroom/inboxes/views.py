@@ -29,7 +29,7 @@ from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.inboxes import access, actions
 from strongroom.inboxes.forms import AssignForm, NoteForm, ReplyForm, StatusForm, TagsForm, split_addresses
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for, sidebar_for
-from strongroom.inboxes.models import Conversation, Membership, OutboxItem, Status, Tag
+from strongroom.inboxes.models import Conversation, OutboxItem, Status, Tag
 from strongroom.inboxes.timeline import timeline_of
 from strongroom.publicids import parse_public_id
 from strongroom.web.guards import needs, signed_in
@@ -141,11 +141,7 @@ def _conversation_page(
     # Every rendering shows the whole conversation (a form with an error included): a read.
     audit.record("conversation.viewed", target=conversation, inbox=conversation.inbox, details={"channel": "web"})
     perms = access.inbox_perms(user, conversation.inbox)
-    members = (
-        Membership.objects.filter(inbox=conversation.inbox, role__in=access.roles_with(Perm.VIEW), user__is_active=True)
-        .select_related("user")
-        .order_by("user__name", "user__email")
-    )
+    members = access.people_with(conversation.inbox, Perm.VIEW).order_by("name", "email")
     history = []
     if conversation.contact_id and Perm.SEE_CONTACT in perms:
         history = list(
@@ -173,7 +169,7 @@ def _conversation_page(
             tags=[name for name, on in inbox_tags if on],
             inbox_tags=[name for name, _ in inbox_tags],
             perms={p.name: p in perms for p in Perm},
-            members=[m.user for m in members],
+            members=list(members),
             history=history,
             reply_form=reply_form or ReplyForm(initial={"cc": initial_cc}),
             note_form=note_form or NoteForm(),

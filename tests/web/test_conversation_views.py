@@ -163,8 +163,8 @@ def test_post_without_a_csrf_token_is_refused(thread, agent):
 
 
 # Every inbox role must have a decided answer: adding a role to INBOX_ROLES fails these tests.
-CHANGE_ANSWER_BY_ROLE = {"owner": 302, "supervisor": 302, "agent": 302, "viewer": 403}
-READ_ANSWER_BY_ROLE = {"owner": 200, "supervisor": 200, "agent": 200, "viewer": 200}
+CHANGE_ANSWER_BY_ROLE = {"owner": 302, "admin": 302, "supervisor": 302, "agent": 302, "viewer": 403, "auditor": 403}
+READ_ANSWER_BY_ROLE = {"owner": 200, "admin": 200, "supervisor": 200, "agent": 200, "viewer": 200, "auditor": 403}
 
 
 @pytest.fixture
