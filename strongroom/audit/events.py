@@ -37,7 +37,12 @@ def _events(*events: Event) -> dict[str, Event]:
     return {event.code: event for event in events}
 
 
+# Detail keys that templates would read as a dict's methods (row.details.items).
+RESERVED_DETAIL_KEYS = frozenset({"items", "keys", "values", "get"})
+
+
 def _e(code: str, summary: str, *details: str, read: bool = False) -> Event:
+    assert not RESERVED_DETAIL_KEYS & set(details), f"{code}: a detail key may not be one of {RESERVED_DETAIL_KEYS}"
     return Event(code, summary, frozenset(details), read)
 
 
@@ -89,10 +94,10 @@ EVENTS: dict[str, Event] = _events(
     _e("access.grant.withdrawn", "Withdrew their break-glass access", "person", "role"),
     _e("access.grant.expired", "Break-glass access expired", "person", "role"),
     _e("access.grants.viewed", "Opened break-glass access", "count"),
-    _e("access.review.started", "Started an access review", "items", "outcome"),
+    _e("access.review.started", "Started an access review", "memberships", "outcome"),
     _e("access.review.decided", "Decided on a membership in an access review", "review", "decision", "role"),
     _e("access.review.closed", "Closed an access review", "kept", "revoked", "by_default"),
-    _e("access.review.viewed", "Opened an access review", "items"),
+    _e("access.review.viewed", "Opened access reviews", "count"),
     _e("members.viewed", "Listed an inbox's members", "count", "channel"),
     # --- conversations: reads -------------------------------------------------------------------
     _e("inbox.listed", "Listed their inboxes", "count", "channel"),

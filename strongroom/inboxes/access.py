@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from strongroom.identity.models import User
 
 MEMO = "_strongroom_access"
+MAP_MEMO = "_strongroom_access_map"
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,18 @@ def _combine(user: User, rows: list[tuple[int, str, bool]]) -> dict[int, InboxAc
 
 
 def _access_map(user: User) -> dict[int, InboxAccess]:
-    """Every inbox this person holds a role in, within their API token's inboxes."""
+    """Every inbox this person holds a role in, within their API token's inboxes. Remembered
+    on the user object (one request) like access_in."""
     if not _is_active(user):
         return {}
+    if MAP_MEMO in user.__dict__:
+        return user.__dict__[MAP_MEMO]
     access = _combine(user, _sources(user))
     scope = token_scope_of(user)
     if scope is not None and scope.inboxes is not None:
         allowed = set(Inbox.objects.filter(public_id__in=list(scope.inboxes)).values_list("pk", flat=True))
         access = {inbox_id: a for inbox_id, a in access.items() if inbox_id in allowed}
+    user.__dict__[MAP_MEMO] = access
     return access
 
 
@@ -137,8 +142,9 @@ def inbox_roles_of(user: User) -> set[str]:
 
 
 def forget_roles(user: User) -> None:
-    """Drop what access_in remembered (after the person's memberships changed)."""
+    """Drop what access_in and _access_map remembered (after the person's access changed)."""
     user.__dict__.pop(MEMO, None)
+    user.__dict__.pop(MAP_MEMO, None)
 
 
 def _configures_every_inbox(user: User, perm: Perm) -> bool:

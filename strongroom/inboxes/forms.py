@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from strongroom.inboxes import roles
 from strongroom.inboxes.models import Status
 
 
@@ -91,7 +92,20 @@ class InboxForm(forms.Form):
 
 
 class MemberForm(forms.Form):
-    email = forms.EmailField()
-    role = forms.ChoiceField(
-        choices=[("owner", "Owner"), ("supervisor", "Supervisor"), ("agent", "Agent"), ("viewer", "Viewer")]
-    )
+    """A person (by e-mail address) or a team, a role (built-in or custom), and whether they
+    see only the conversations assigned to them."""
+
+    email = forms.EmailField(required=False)
+    team = forms.CharField(required=False)
+    role = forms.ChoiceField(choices=())
+    assigned_only = forms.BooleanField(required=False)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["role"].choices = roles.role_choices()  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if bool(data.get("email")) == bool(data.get("team")):
+            raise forms.ValidationError("Give a person's e-mail address or choose a team (one of them).")
+        return data

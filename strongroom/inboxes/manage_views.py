@@ -10,13 +10,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from strongroom import audit
-from strongroom.errors import Conflict, Invalid
+from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.identity.reauth import recent_auth, recent_auth_for_changes
-from strongroom.inboxes import access, actions, reports
+from strongroom.inboxes import access, actions, reports, roles
 from strongroom.inboxes.forms import InboxForm, MemberForm
-from strongroom.inboxes.models import Inbox, MailboxState, Membership
+from strongroom.inboxes.models import Inbox, MailboxState, Membership, Team
 from strongroom.mail.endpoints import parse_mail_url
 from strongroom.mail.probe import ProbeReport, probe_imap, probe_smtp
 from strongroom.publicids import parse_public_id
@@ -101,7 +101,12 @@ def _edit_page(
     member_form: MemberForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    members = Membership.objects.filter(inbox=inbox).select_related("user").order_by("user__email")
+    members = list(
+        Membership.objects.filter(inbox=inbox).select_related("user", "team").order_by("team__name", "user__email")
+    )
+    labels = dict(roles.role_choices())
+    for m in members:
+        m.role_label = labels.get(m.role, m.role)  # type: ignore[attr-defined]
     state = MailboxState.objects.filter(inbox=inbox).first()
     return render(
         request,
@@ -114,6 +119,7 @@ def _edit_page(
             state=state,
             probes=probes,
             member_form=member_form or MemberForm(initial={"role": "agent"}),
+            teams=Team.objects.order_by("name"),
             has_imap_password=bool(inbox.imap_password_sealed),
             has_smtp_password=bool(inbox.smtp_password_sealed),
         ),
@@ -198,16 +204,31 @@ def member_add(request: HttpRequest, inbox_id: str) -> HttpResponse:
     inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
     form = MemberForm(request.POST)
     if form.is_valid():
-        person = User.objects.filter(email__iexact=form.cleaned_data["email"], is_active=True).first()
-        if person is None:
-            form.add_error("email", "No active person has this address. Add them under People first.")
+        data = form.cleaned_data
+        person = team = None
+        if data["email"]:
+            person = User.objects.filter(email__iexact=data["email"], is_active=True).first()
+            if person is None:
+                form.add_error("email", "No active person has this address. Add them under People first.")
         else:
+            team = Team.objects.filter(public_id=parse_public_id(data["team"])).first()
+            if team is None:
+                form.add_error("team", "No such team.")
+        if person is not None or team is not None:
             try:
-                actions.add_member(actor=request.user, inbox=inbox, user=person, role=form.cleaned_data["role"])  # type: ignore[arg-type]
-            except Invalid as exc:
+                actions.add_member(
+                    actor=request.user,  # type: ignore[arg-type]
+                    inbox=inbox,
+                    user=person,
+                    team=team,
+                    role=data["role"],
+                    assigned_only=data["assigned_only"],
+                )
+            except (Invalid, NotAllowed) as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"{person.email} is now {form.cleaned_data['role']} in {inbox.name}.")
+                who = person.email if person is not None else f"Team {team}"
+                messages.success(request, f"{who} is now {data['role']} in {inbox.name}.")
                 return redirect("inboxes:manage", inbox_id=inbox.public_id)
     return _edit_page(request, inbox, InboxForm(initial=_initial(inbox)), member_form=form, status=400)
 
@@ -222,6 +243,19 @@ def member_remove(request: HttpRequest, inbox_id: str, user_id: str) -> HttpResp
         raise Invalid("that person is not a member of this inbox")
     actions.remove_member(actor=request.user, inbox=inbox, user=person)  # type: ignore[arg-type]
     messages.success(request, f"{person.email} was removed from {inbox.name}.")
+    return redirect("inboxes:manage", inbox_id=inbox.public_id)
+
+
+@needs(Perm.MANAGE_INBOX)
+@recent_auth
+@require_POST
+def team_member_remove(request: HttpRequest, inbox_id: str, team_id: str) -> HttpResponse:
+    inbox = access.get_inbox_for(request.user, inbox_id, Perm.MANAGE_INBOX)  # type: ignore[arg-type]
+    team = Team.objects.filter(public_id=parse_public_id(team_id)).first()
+    if team is None or not Membership.objects.filter(inbox=inbox, team=team).exists():
+        raise Invalid("that team is not a member of this inbox")
+    actions.remove_member(actor=request.user, inbox=inbox, team=team)  # type: ignore[arg-type]
+    messages.success(request, f"Team {team.name} was removed from {inbox.name}.")
     return redirect("inboxes:manage", inbox_id=inbox.public_id)
 
 

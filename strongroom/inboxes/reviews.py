@@ -63,7 +63,7 @@ def start_review(
             "access.review.started",
             actor=actor,
             target=review,
-            details={"items": len(items), "outcome": undecided_outcome},
+            details={"memberships": len(items), "outcome": undecided_outcome},
         )
     return review
 

@@ -9,7 +9,7 @@ from strongroom import audit
 from strongroom.errors import Invalid, NotAllowed
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
-from strongroom.inboxes import actions
+from strongroom.inboxes import access, actions
 from strongroom.inboxes.models import Membership, Team, TeamMember
 
 
@@ -69,6 +69,7 @@ def add_to_team(team: Team, user: User, *, actor: User | None) -> TeamMember:
         member, created = TeamMember.objects.get_or_create(team=team, user=user)
         if created:
             audit.record("team.member.added", actor=actor, target=team, details={"person": str(user.public_id)})
+    access.forget_roles(user)
     return member
 
 

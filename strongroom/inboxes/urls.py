@@ -1,6 +1,6 @@
 from django.urls import path
 
-from strongroom.inboxes import manage_views, views
+from strongroom.inboxes import access_views, manage_views, views
 
 app_name = "inboxes"
 urlpatterns = [
@@ -27,4 +27,18 @@ urlpatterns = [
     path(
         "settings/inboxes/<str:inbox_id>/members/<str:user_id>/remove", manage_views.member_remove, name="member_remove"
     ),
+    path(
+        "settings/inboxes/<str:inbox_id>/teams/<str:team_id>/remove",
+        manage_views.team_member_remove,
+        name="team_membership_remove",
+    ),
+    path("settings/roles/", access_views.role_list, name="roles"),
+    path("settings/roles/<str:role_slug>", access_views.role_update, name="role_update"),
+    path("settings/teams/", access_views.team_list, name="teams"),
+    path("settings/teams/<str:team_id>/", access_views.team_detail, name="team"),
+    path("access/grants/", access_views.grant_list, name="grants"),
+    path("access/grants/<str:grant_id>/decide", access_views.grant_decide, name="grant_decide"),
+    path("access/grants/<str:grant_id>/revoke", access_views.grant_revoke, name="grant_revoke"),
+    path("access/reviews/", access_views.review_list, name="reviews"),
+    path("access/reviews/<str:review_id>/", access_views.review_detail, name="review"),
 ]

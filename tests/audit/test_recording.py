@@ -10,18 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from strongroom.api.router import api
 from strongroom.audit.alerts import raise_alert
 from strongroom.audit.models import AuditEntry
 from strongroom.identity.actions import create_api_token
 from strongroom.identity.models import User, UserSession
-from strongroom.inboxes import actions
+from strongroom.inboxes import actions, grants, reviews, roles, teams
 from strongroom.inboxes.ingest import ingest_raw
-from strongroom.inboxes.models import Attachment, Inbox, Message, OutboxItem
+from strongroom.inboxes.models import AccessGrant, AccessReview, Attachment, Inbox, Message, OutboxItem
 from tests.conftest import PASSWORD, client_for, make_mail
 from tests.web.test_url_access import PUBLIC_ROUTES, ROUTES, sample_path
 
@@ -61,6 +63,13 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
     reply = actions.reply_to_conversation(conversation, actor=admin, body="We are on it.")
     OutboxItem.objects.filter(message=reply).update(state=OutboxItem.State.FAILED)
     issued = create_api_token(user=admin, name="walk", expires_in=None)
+    team = teams.create_team(actor=None, name="Walkers")
+    teams.add_to_team(team, agent, actor=None)
+    actions.add_member(actor=None, inbox=inbox, team=team, role="viewer")
+    roles.create_role(actor=None, name="Walk role", perms=["conversation.view"])
+    grant = grants.request_grant(actor=agent, inbox=inbox, role="viewer", reason="Covering the night shift", hours=2)
+    review = reviews.start_review(actor=None, name="Walk review", deadline=timezone.now() + timedelta(days=7))
+    item = review.items.get(user=agent)
     alert = raise_alert(
         "privilege_change", person_id=str(agent.public_id), key="walk", count=1, first_seq=0, last_seq=0
     )
@@ -76,6 +85,11 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
         "alert_id": str(alert.public_id),
         "session_id": str(UserSession.objects.create(user=agent, session_key="walk-session-key").public_id),
         "rule_code": "mass_read",
+        "team_id": str(team.public_id),
+        "role_slug": "walk-role",
+        "grant_id": str(grant.public_id),
+        "review_id": str(review.public_id),
+        "review_item_id": str(item.public_id),
     }
     return World(admin, agent, inbox, ids, issued.secret)
 
@@ -114,6 +128,21 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
         "settings/people/<str:user_id>/offboard": {"reassign_to": str(world.admin.public_id)},
         "audit/alerts/<str:alert_id>/acknowledge": {},
         "audit/rules/<str:rule_code>": {"is_enabled": "on", "threshold": "60", "window_minutes": "10"},
+        "settings/inboxes/<str:inbox_id>/teams/<str:team_id>/remove": {},
+        "settings/roles/": {"name": "Walk exporter", "perms": ["conversation.view", "conversation.export"]},
+        "settings/roles/<str:role_slug>": {"name": "Walk role", "perms": ["conversation.view", "contact.view"]},
+        "settings/teams/": {"name": "Night shift"},
+        "settings/teams/<str:team_id>/": {"action": "add", "email": "newbie@staff.example"},
+        "access/grants/": {
+            "inbox": world.ids["inbox_id"],
+            "role": "viewer",
+            "hours": "2",
+            "reason": "Owner asks for a reason",
+        },
+        "access/grants/<str:grant_id>/decide": {"decision": "approve"},
+        "access/grants/<str:grant_id>/revoke": {},
+        "access/reviews/": {"name": "Q4", "deadline": "2099-01-01T12:00", "undecided_outcome": "revoke"},
+        "access/reviews/<str:review_id>/": {"item": world.ids["review_item_id"], "decision": "keep"},
     }
 
 
@@ -327,8 +356,26 @@ def test_record_refuses_unknown_codes_and_undeclared_details(db):
 # Public functions of the action modules that change nothing (helpers and rules), by name.
 NOT_ACTIONS = {
     # hand_over_on_offboarding is the inboxes' part of identity's offboard_user, run by it.
-    "strongroom.inboxes.actions": {"clean_tag", "default_cc", "saved_password_fits", "hand_over_on_offboarding"},
     "strongroom.identity.actions": {"generated_password", "user_for_api_token"},
+    # unassign_where_access_ended is the clean-up part of the membership actions, run by them.
+    "strongroom.inboxes.actions": {
+        "clean_tag",
+        "default_cc",
+        "saved_password_fits",
+        "hand_over_on_offboarding",
+        "unassign_where_access_ended",
+    },
+    "strongroom.inboxes.roles": {
+        "custom_roles",
+        "perms_of",
+        "roles_with",
+        "is_role",
+        "role_choices",
+        "check_role",
+    },
+    "strongroom.inboxes.teams": set(),
+    "strongroom.inboxes.grants": {"grantable_roles", "approvers_of", "may_decide"},
+    "strongroom.inboxes.reviews": {"may_decide", "items_for", "open_reviews"},
 }
 
 
@@ -339,6 +386,21 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
     reply = OutboxItem.objects.select_related("inbox", "message").get(message__public_id=world.ids["reply_message_id"])
     token = identity_actions.create_api_token(user=world.agent, name="x", expires_in=None).token
     leaver = User.objects.create_user("leaver@staff.example", "x" * 20, name="Lee Leaver")
+    team = teams.create_team(actor=None, name="Action team")
+    role = roles.create_role(actor=None, name="Action role", perms=["conversation.view"])
+    asker = User.objects.create_user("asker@staff.example", "x" * 20, name="Ash Asker")
+    denied = User.objects.create_user("denied@staff.example", "x" * 20, name="Dee Denied")
+    grant = grants.request_grant(actor=asker, inbox=world.inbox, role="viewer", reason="Night shift cover", hours=1)
+    old_grant = grants.request_grant(
+        actor=denied, inbox=world.inbox, role="viewer", reason="Old request to expire", hours=1
+    )
+    grants.approve_grant(old_grant, actor=world.admin)
+    AccessGrant.objects.filter(pk=old_grant.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    review = reviews.start_review(actor=None, name="Action review", deadline=timezone.now() + timedelta(days=1))
+    due = reviews.start_review(actor=None, name="Due review", deadline=timezone.now() + timedelta(days=1))
+    AccessReview.objects.filter(pk=due.pk).update(deadline=timezone.now() - timedelta(minutes=1))
+    item = review.items.get(user=world.agent)
+    to_close = reviews.start_review(actor=None, name="To close", deadline=timezone.now() + timedelta(days=1))
     actions.add_member(actor=None, inbox=world.inbox, user=leaver, role="agent")
     return {
         "create_inbox": lambda: actions.create_inbox(
@@ -374,6 +436,33 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
         "change_global_role": lambda: identity_actions.change_global_role(
             world.agent, actor=world.admin, role="auditor"
         ),
+        "create_role": lambda: roles.create_role(actor=world.admin, name="Readers", perms=["conversation.view"]),
+        "update_role": lambda: roles.update_role(role, actor=world.admin, name="Action role", perms=["contact.view"]),
+        "delete_role": lambda: roles.delete_role(
+            roles.create_role(actor=None, name="Doomed", perms=["conversation.view"]), actor=world.admin
+        ),
+        "create_team": lambda: teams.create_team(actor=world.admin, name="Second line"),
+        "rename_team": lambda: teams.rename_team(team, actor=world.admin, name="Action team 2"),
+        "add_to_team": lambda: teams.add_to_team(team, world.agent, actor=world.admin),
+        "remove_from_team": lambda: teams.remove_from_team(team, world.agent, actor=world.admin),
+        "delete_team": lambda: teams.delete_team(teams.create_team(actor=None, name="Doomed"), actor=world.admin),
+        "request_grant": lambda: grants.request_grant(
+            actor=world.admin, inbox=world.inbox, role="viewer", reason="Checking a complaint", hours=1
+        ),
+        "approve_grant": lambda: grants.approve_grant(grant, actor=world.admin),
+        "deny_grant": lambda: grants.deny_grant(
+            grants.request_grant(actor=denied, inbox=world.inbox, role="viewer", reason="Second try for this", hours=1),
+            actor=world.admin,
+        ),
+        "revoke_grant": lambda: grants.revoke_grant(grant, actor=world.admin),
+        "end_grants_of": lambda: grants.end_grants_of(world.agent, actor=world.admin),
+        "expire_grants": lambda: grants.expire_grants(),
+        "start_review": lambda: reviews.start_review(
+            actor=world.admin, name="Another", deadline=timezone.now() + timedelta(days=1)
+        ),
+        "decide": lambda: reviews.decide(item, actor=world.admin, decision="keep"),
+        "close_review": lambda: reviews.close_review(to_close, actor=world.admin),
+        "close_due_reviews": lambda: reviews.close_due_reviews(),
     }
 
 
