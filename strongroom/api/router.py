@@ -67,10 +67,22 @@ def conflict(request: HttpRequest, exc: Conflict) -> HttpResponse:
     return _error(request, 409, str(exc))
 
 
+PERMISSION_KEY = "x-strongroom-permission"
+
+
+def declares(access: str) -> dict[str, str]:
+    """The permission an operation needs, declared in its OpenAPI entry (`openapi_extra=`):
+    a permission code of the catalogue, or "signed-in" for what any token holder may call
+    (it then shows only what the person may see). The role matrix test reads it."""
+    return {PERMISSION_KEY: access}
+
+
 def _register_routers() -> None:
+    from strongroom.inboxes.access_api import router as access_router
     from strongroom.inboxes.api import router as inboxes_router
 
     api.add_router("/", inboxes_router)
+    api.add_router("/", access_router)
 
 
 _register_routers()

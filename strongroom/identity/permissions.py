@@ -112,6 +112,9 @@ def has_global_perm(user: User, perm: Perm) -> bool:
         raise ValueError(f"{perm} is a per-inbox permission; use inboxes.access")
     if not user.is_authenticated or not user.is_active:
         return False
+    scope = token_scope_of(user)
+    if scope is not None and scope.perms is not None and perm not in scope.perms:
+        return False  # a token scoped to some permissions never carries a global one it does not name
     return perm in GLOBAL_ROLES[global_role_of(user)]
 
 

@@ -14,6 +14,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from strongroom import audit
+from strongroom.api.router import declares
 from strongroom.blobs.store import blob_store
 from strongroom.errors import Invalid, NotFound
 from strongroom.identity.models import User
@@ -230,7 +231,7 @@ def _reloaded(request: HttpRequest, conversation: Conversation) -> ConversationO
 # --- endpoints -------------------------------------------------------------------------------
 
 
-@router.get("/inboxes", response=list[InboxOut], tags=["inboxes"])
+@router.get("/inboxes", response=list[InboxOut], tags=["inboxes"], openapi_extra=declares("signed-in"))
 @paginate(LimitOffsetPagination)
 def list_inboxes(request: HttpRequest) -> list[InboxOut]:
     """The inboxes you are a member of."""
@@ -239,7 +240,7 @@ def list_inboxes(request: HttpRequest) -> list[InboxOut]:
     return inboxes
 
 
-@router.get("/conversations", response=list[ConversationOut])
+@router.get("/conversations", response=list[ConversationOut], openapi_extra=declares("signed-in"))
 @paginate(LimitOffsetPagination)
 def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]) -> list[ConversationOut]:
     """Conversations you may see, newest activity first. Without `status`, every status."""
@@ -280,14 +281,16 @@ class _LazyConversations:
         return [_conversation(c) for c in self.queryset[item]]  # type: ignore[index]
 
 
-@router.get("/conversations/{conversation_id}", response=ConversationOut)
+@router.get("/conversations/{conversation_id}", response=ConversationOut, openapi_extra=declares(Perm.VIEW.value))
 def get_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> ConversationOut:
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.VIEW)
     audit.record("conversation.viewed", target=conversation, inbox=conversation.inbox, details={"channel": "api"})
     return _conversation(conversation)
 
 
-@router.get("/conversations/{conversation_id}/messages", response=list[MessageOut])
+@router.get(
+    "/conversations/{conversation_id}/messages", response=list[MessageOut], openapi_extra=declares(Perm.VIEW.value)
+)
 @paginate(LimitOffsetPagination)
 def list_messages(request: HttpRequest, conversation_id: uuid.UUID) -> list[MessageOut]:
     """Messages and notes in order, with attachment metadata and delivery state of replies."""
@@ -307,7 +310,9 @@ def list_messages(request: HttpRequest, conversation_id: uuid.UUID) -> list[Mess
     return result
 
 
-@router.post("/conversations/{conversation_id}/reply", response={201: MessageOut})
+@router.post(
+    "/conversations/{conversation_id}/reply", response={201: MessageOut}, openapi_extra=declares(Perm.REPLY.value)
+)
 def reply(request: HttpRequest, conversation_id: uuid.UUID, payload: ReplyIn) -> MessageOut:
     """Queue a reply to the customer; the worker sends it (see `delivery` in the message)."""
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.REPLY)
@@ -330,14 +335,18 @@ def reply(request: HttpRequest, conversation_id: uuid.UUID, payload: ReplyIn) ->
     return _message(request, message)  # 201: the only status this operation declares
 
 
-@router.post("/conversations/{conversation_id}/notes", response={201: MessageOut})
+@router.post(
+    "/conversations/{conversation_id}/notes", response={201: MessageOut}, openapi_extra=declares(Perm.NOTE.value)
+)
 def add_note(request: HttpRequest, conversation_id: uuid.UUID, payload: NoteIn) -> MessageOut:
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.NOTE)
     note = actions.add_note(conversation, actor=_me(request), body=payload.body)
     return _message(request, note)
 
 
-@router.post("/conversations/{conversation_id}/assign", response=ConversationOut)
+@router.post(
+    "/conversations/{conversation_id}/assign", response=ConversationOut, openapi_extra=declares(Perm.ASSIGN.value)
+)
 def assign(request: HttpRequest, conversation_id: uuid.UUID, payload: AssignIn) -> ConversationOut:
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.ASSIGN)
     assignee = None
@@ -349,21 +358,27 @@ def assign(request: HttpRequest, conversation_id: uuid.UUID, payload: AssignIn) 
     return _reloaded(request, conversation)
 
 
-@router.post("/conversations/{conversation_id}/status", response=ConversationOut)
+@router.post(
+    "/conversations/{conversation_id}/status",
+    response=ConversationOut,
+    openapi_extra=declares(Perm.CHANGE_STATUS.value),
+)
 def change_status(request: HttpRequest, conversation_id: uuid.UUID, payload: StatusIn) -> ConversationOut:
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.CHANGE_STATUS)
     actions.change_status(conversation, actor=_me(request), status=payload.status)
     return _reloaded(request, conversation)
 
 
-@router.post("/conversations/{conversation_id}/tags", response=ConversationOut)
+@router.post("/conversations/{conversation_id}/tags", response=ConversationOut, openapi_extra=declares(Perm.TAG.value))
 def change_tags(request: HttpRequest, conversation_id: uuid.UUID, payload: TagsIn) -> ConversationOut:
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.TAG)
     actions.tag_conversation(conversation, actor=_me(request), add=payload.add, remove=payload.remove)
     return _reloaded(request, conversation)
 
 
-@router.get("/attachments/{attachment_id}", tags=["attachments"])
+@router.get(
+    "/attachments/{attachment_id}", tags=["attachments"], openapi_extra=declares(Perm.DOWNLOAD_ATTACHMENTS.value)
+)
 def download_attachment(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
     """The attachment's bytes, as a download."""
     attachment = access.get_attachment_for(_me(request), attachment_id, Perm.DOWNLOAD_ATTACHMENTS)

@@ -203,15 +203,29 @@ def test_api_operations_all_record_an_entry(world):
         "/api/v1/conversations/{conversation_id}/assign": {"assignee": str(world.agent.public_id)},
         "/api/v1/conversations/{conversation_id}/status": {"status": "closed"},
         "/api/v1/conversations/{conversation_id}/tags": {"add": ["api"]},
+        "/api/v1/users": {"email": "api-made@staff.example", "name": "Api Made"},
+        "/api/v1/users/{user_id}/deactivate": {"reassign_to": str(world.admin.public_id)},
+        "/api/v1/users/{user_id}/role": {"global_role": "auditor"},
+        "/api/v1/teams": {"name": "API team"},
+        "/api/v1/teams/{team_id}/members": {"user_id": str(world.admin.public_id)},
+        "/api/v1/roles": {"name": "API role", "perms": ["conversation.view"]},
+        "/api/v1/inboxes/{inbox_id}/members": {"user_id": world.ids["user_id"], "role": "viewer"},
     }
+    # Offboarding through the API takes someone the other operations do not need.
+    newbie = str(User.objects.get(email="newbie@staff.example").public_id)
+    ids_for = {"/api/v1/users/{user_id}/deactivate": {**world.ids, "user_id": newbie}}
+    ids_for["/api/v1/inboxes/{inbox_id}/members/{member_id}"] = {**world.ids, "member_id": world.ids["team_id"]}
     client = Client(HTTP_AUTHORIZATION=f"Bearer {world.token}")
     silent = []
     for path, operations in schema["paths"].items():
         for method in operations:
-            url = re.sub(r"\{(\w+)\}", lambda m: world.ids[m.group(1)], path)
+            ids = ids_for.get(path, world.ids)
+            url = re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids[m.group(1)], path)
             before = _count()
             if method == "get":
                 response = client.get(url)
+            elif method == "delete":
+                response = client.delete(url)
             else:
                 response = client.post(url, bodies[path], content_type="application/json")
             assert response.status_code < 300, (method, path, response.content[:200])

@@ -1,17 +1,21 @@
-"""Every role against every URL: the outcome each route's declared access promises.
+"""Every role against every URL and every API operation: the outcome each one's declared
+access promises.
 
-The routes come from the URL configuration with their declared access (web/guards.py); the
-roles are every inbox role, the global roles, a member of another inbox and nobody. For each
-pair the expected answer follows from the permission catalogue alone:
+The routes come from the URL configuration with their declared access (web/guards.py), the
+operations from the OpenAPI document with theirs (api.router.declares); one without a
+declaration fails. The personas hold every built-in inbox role, a team's role, a break-glass
+grant, a custom role, an assigned-only membership, the global roles, a role in another inbox,
+or nothing. For each pair the expected answer follows from the permission catalogue alone:
 
-- not signed in: sent to sign in;
+- not signed in: sent to sign in (the API: 401);
 - a per-inbox permission, on an object of inbox A: allowed with the permission in A, 403 for a
   member of A without it, 404 for anyone else (its existence is not revealed), except that an
-  admin configures any inbox;
+  admin configures any inbox in the UI; an assigned-only member gets 404 for a conversation
+  not assigned to them;
 - a global permission: allowed with it, 403 without.
 
-GET routes are checked for every role. POST routes are checked for every role that must be
-refused (an allowed POST changes things; the action tests cover those).
+GET routes are checked for every persona. POST routes are checked for every persona that must
+be refused (an allowed POST changes things; the action tests cover those).
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ def world(make_user, make_inbox):
         "contact_id": str(message.conversation.contact.public_id),
         "inbox_id": str(inbox_a.public_id),
         "user_id": str(people["agent"].public_id),
+        "team_id": str(team.public_id),
+        "member_id": str(team.public_id),
     }
     return people, ids
 
@@ -132,6 +138,7 @@ def _path(route: str, ids: dict) -> str | None:
     names = re.findall(r"<(?:\w+:)?(\w+)>", route)
     if any(name not in ids for name in names):
         return None  # objects outside inboxes (tokens, sessions, alerts, rules): their own tests
+
     def fill(match: re.Match[str]) -> str:
         # The delivery routes are about replies: an inbound message there is a plain 404.
         if match.group(1) == "message_id" and ("delivery" in route or "retry" in route):
@@ -172,3 +179,87 @@ def test_the_matrix_covers_every_permission_a_route_declares():
     declared = {access_of(pattern) for _, pattern in ROUTES} - {None, "public", "signed-in"}
 
     assert declared <= {p.value for p in INBOX_PERMS | GLOBAL_PERMS}
+
+
+# --- the same matrix over every operation of the REST API ------------------------------------
+
+API_BODIES = {
+    "/api/v1/conversations/{conversation_id}/reply": {"body": "From the matrix."},
+    "/api/v1/conversations/{conversation_id}/notes": {"body": "Matrix note."},
+    "/api/v1/conversations/{conversation_id}/assign": {"assignee": None},
+    "/api/v1/conversations/{conversation_id}/status": {"status": "pending"},
+    "/api/v1/conversations/{conversation_id}/tags": {"add": ["matrix"]},
+    "/api/v1/users": {"email": "made-by-matrix@staff.example"},
+    "/api/v1/users/{user_id}/deactivate": {},
+    "/api/v1/users/{user_id}/role": {"global_role": "member"},
+    "/api/v1/teams": {"name": "Matrix made"},
+    "/api/v1/teams/{team_id}/members": {"user_id": None},
+    "/api/v1/roles": {"name": "Matrix made", "perms": ["conversation.view"]},
+    "/api/v1/inboxes/{inbox_id}/members": {"user_id": None, "role": "viewer"},
+}
+
+
+def _api_expected(persona: str, access: str, people: dict, path: str) -> str | int:
+    if persona == "anonymous":
+        return 401
+    if access == "signed-in":
+        return "allowed"
+    perm = Perm(access)
+    if perm in GLOBAL_PERMS:
+        return "allowed" if has_global_perm(people[persona], perm) else 403
+    # Through the API nobody configures an inbox they are not a member of: tokens act inside
+    # memberships only, so an administrator's token gets 404 there like anyone else's.
+    route = re.sub(r"\{(\w+)\}", r"<\1>", path)
+    held = _perms_in_a(persona)
+    if held is None:
+        return 404
+    if persona == "assigned-only" and set(re.findall(r"<(\w+)>", route)) & CONVERSATION_PARAMS:
+        return 404
+    return "allowed" if perm in held else 403
+
+
+def _api_outcome(response) -> str | int:
+    return response.status_code if response.status_code in (401, 403, 404) else "allowed"
+
+
+def test_every_role_gets_what_the_catalogue_promises_on_every_api_operation(world):
+    from django.test import Client
+
+    from strongroom.api.router import PERMISSION_KEY, api
+    from strongroom.identity.actions import create_api_token
+
+    people, ids = world
+    clients = {"anonymous": Client()}
+    for persona in PERSONAS[:-1]:
+        secret = create_api_token(user=people[persona], name="matrix", expires_in=None).secret
+        clients[persona] = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    schema = api.get_openapi_schema()
+    undeclared, wrong, checked = [], [], 0
+    for path, operations in schema["paths"].items():
+        url = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+        for method, operation in operations.items():
+            access = operation.get(PERMISSION_KEY)
+            if access is None:
+                undeclared.append(f"{method.upper()} {path}")
+                continue
+            for persona in PERSONAS:
+                expected = _api_expected(persona, access, people, path)
+                if method != "get" and expected == "allowed":
+                    continue  # an allowed change is the action tests' business; here only refusals
+                body = {k: v if v is not None else ids["user_id"] for k, v in API_BODIES.get(path, {}).items()}
+                if method == "get":
+                    response = clients[persona].get(url)
+                elif method == "delete":
+                    response = clients[persona].delete(url)
+                else:
+                    response = clients[persona].post(url, body, content_type="application/json")
+                checked += 1
+                got = _api_outcome(response)
+                if got != expected:
+                    wrong.append(
+                        f"{persona:>14} {method.upper()} {path}: expected {expected}, got {response.status_code}"
+                    )
+
+    assert undeclared == [], "declare the permission of these operations (api.router.declares)"
+    assert wrong == [], "\n".join(wrong)
+    assert checked > 200
