@@ -30,7 +30,7 @@ from strongroom import audit
 from strongroom.audit import context as audit_context
 from strongroom.audit.housekeeping import Housekeeping
 from strongroom.crypto import random_token
-from strongroom.inboxes import ingest, outbox
+from strongroom.inboxes import grants, ingest, outbox, reviews
 from strongroom.inboxes.fetch import fetch_inbox, open_mailbox
 from strongroom.inboxes.models import InboundMail, Inbox, MailboxState
 from strongroom.mail.errors import MailConnectionError, describe
@@ -84,6 +84,12 @@ def send_due(*, ignore_schedule: bool = False) -> tuple[int, list[str]]:
     return sent, errors
 
 
+def end_due_access() -> tuple[int, int]:
+    """Record the end of break-glass grants whose time is up (they stopped counting on time
+    anyway) and close access reviews past their deadline, applying their outcome."""
+    return grants.expire_grants(), reviews.close_due_reviews()
+
+
 def run_until_idle(worker_id: str | None = None) -> Summary:
     """Fetch every inbox once, file everything received, send the whole outbox, run queued
     tasks, then return. For cron jobs and scripts."""
@@ -106,6 +112,7 @@ def _run_until_idle(worker_id: str) -> Summary:
     summary.sent += sent
     summary.errors.extend(errors)
     _task_runner(worker_id, batch=True).run()
+    end_due_access()
     summary.errors.extend(f"audit job {name} failed (see the log)" for name in Housekeeping().run(force=True))
     _close_siem_stream()
     return summary
@@ -230,6 +237,7 @@ class Sweeper(threading.Thread):
                         last_watcher_check = time.monotonic()
                     send_due()
                     file_waiting_inbound(older_than=STUCK_INBOUND)
+                    end_due_access()
                     housekeeping.run()
                 except Exception as exc:  # noqa: BLE001 - the sweeper must keep going
                     log.exception("sweep failed")

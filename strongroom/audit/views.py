@@ -51,7 +51,8 @@ def _names(entries: Iterable[AuditEntry]) -> tuple[dict[str, str], dict[str, str
     return people, inboxes
 
 
-def _rows(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+def entry_rows(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """The entries with the names of the people and inboxes they mention, for a page."""
     people, inboxes = _names(entries)
     return [
         {
@@ -98,7 +99,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         {
             "nav": "audit",
             "form": form,
-            "rows": _rows(page),
+            "rows": entry_rows(page),
             "filter": f,
             "query": urlencode(params),
             "next_url": "?" + urlencode({**params, "before": page[-1].seq}) if has_more and page else "",

@@ -168,7 +168,7 @@ def list_users(request: HttpRequest) -> list[UserOut]:
 
 
 @router.post("/users", response={201: UserCreated}, tags=["people"], openapi_extra=declares(Perm.MANAGE_USERS.value))
-def create_user(request: HttpRequest, payload: UserIn) -> tuple[int, UserCreated]:
+def create_user(request: HttpRequest, payload: UserIn) -> UserCreated:
     """Create a person. The answer holds a one-time password, shown once: they choose their
     own at first sign-in."""
     me = _require(request, Perm.MANAGE_USERS)
@@ -181,7 +181,9 @@ def create_user(request: HttpRequest, payload: UserIn) -> tuple[int, UserCreated
         global_role=payload.global_role,
         must_change_password=True,
     )
-    return 201, UserCreated(user=_user_out(person), one_time_password=password)
+    return UserCreated(  # 201: the only status this operation declares
+        user=_user_out(person), one_time_password=password
+    )
 
 
 @router.post(
@@ -222,9 +224,9 @@ def list_teams(request: HttpRequest) -> list[TeamOut]:
 
 
 @router.post("/teams", response={201: TeamOut}, tags=["teams"], openapi_extra=declares(Perm.MANAGE_USERS.value))
-def create_team(request: HttpRequest, payload: TeamIn) -> tuple[int, TeamOut]:
+def create_team(request: HttpRequest, payload: TeamIn) -> TeamOut:
     me = _require(request, Perm.MANAGE_USERS)
-    return 201, _team_out(teams.create_team(actor=me, name=payload.name))
+    return _team_out(teams.create_team(actor=me, name=payload.name))
 
 
 @router.post(
@@ -268,10 +270,10 @@ def list_roles(request: HttpRequest) -> list[RoleOut]:
 
 
 @router.post("/roles", response={201: RoleOut}, tags=["roles"], openapi_extra=declares(Perm.MANAGE_ROLES.value))
-def create_role(request: HttpRequest, payload: RoleIn) -> tuple[int, RoleOut]:
+def create_role(request: HttpRequest, payload: RoleIn) -> RoleOut:
     me = _require(request, Perm.MANAGE_ROLES)
     role = roles.create_role(actor=me, name=payload.name, perms=payload.perms, slug=payload.slug)
-    return 201, RoleOut(slug=role.slug, name=role.name, built_in=False, perms=list(role.perms))
+    return RoleOut(slug=role.slug, name=role.name, built_in=False, perms=list(role.perms))
 
 
 # --- inbox memberships -----------------------------------------------------------------------
@@ -324,7 +326,7 @@ def put_member(request: HttpRequest, inbox_id: uuid.UUID, payload: MemberIn) -> 
     tags=["inboxes"],
     openapi_extra=declares(Perm.MANAGE_INBOX.value),
 )
-def delete_member(request: HttpRequest, inbox_id: uuid.UUID, member_id: uuid.UUID) -> tuple[int, None]:
+def delete_member(request: HttpRequest, inbox_id: uuid.UUID, member_id: uuid.UUID) -> None:
     """End the membership of the person or team with this id."""
     me = _me(request)
     inbox = access.get_inbox_for(me, inbox_id, Perm.MANAGE_INBOX)
@@ -335,4 +337,4 @@ def delete_member(request: HttpRequest, inbox_id: uuid.UUID, member_id: uuid.UUI
     if membership is None:
         raise NotFound("no such member")
     actions.remove_member(actor=me, inbox=inbox, user=membership.user, team=membership.team)
-    return 204, None
+    return None  # 204: the only status this operation declares

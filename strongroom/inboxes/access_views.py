@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from strongroom import audit
 from strongroom.errors import Conflict, Invalid, NotAllowed, NotFound
@@ -334,6 +334,49 @@ def review_detail(request: HttpRequest, review_id: str) -> HttpResponse:
         request,
         "inboxes/access/review.html",
         {"nav": "reviews", "review": review, "items": mine, "counts": counts, "is_admin": is_admin},
+    )
+
+
+# --- an inbox's audit trail ------------------------------------------------------------------
+
+AUDIT_PAGE = 100
+
+
+@signed_in
+@require_GET
+def inbox_audit_list(request: HttpRequest) -> HttpResponse:
+    """The inboxes whose audit trail this person may read (inbox auditors, supervisors, owners)."""
+    inboxes = list(access.inboxes_visible_to(request.user, Perm.READ_INBOX_AUDIT).order_by("name"))  # type: ignore[arg-type]
+    audit.record("inbox.listed", details={"count": len(inboxes), "channel": "audit"})
+    return render(request, "inboxes/access/inbox_audit_list.html", {"nav": "inbox-audit", "inboxes": inboxes})
+
+
+@needs(Perm.READ_INBOX_AUDIT)
+@require_GET
+def inbox_audit(request: HttpRequest, inbox_id: str) -> HttpResponse:
+    """Every entry about one inbox, newest first: who opened, changed, sent and was refused
+    what in it. Shows ids and names, never content (the log holds none)."""
+    from strongroom.audit.models import AuditEntry
+    from strongroom.audit.views import entry_rows
+
+    inbox = access.get_inbox_for(request.user, inbox_id, Perm.READ_INBOX_AUDIT)  # type: ignore[arg-type]
+    entries = AuditEntry.objects.filter(inbox_id=str(inbox.public_id)).order_by("-seq")
+    before = _int(request.GET.get("before"), 0)
+    if before > 0:
+        entries = entries.filter(seq__lt=before)
+    page = list(entries[: AUDIT_PAGE + 1])
+    has_more = len(page) > AUDIT_PAGE
+    page = page[:AUDIT_PAGE]
+    audit.record("audit.viewed", target=inbox, inbox=inbox, details={"count": len(page), "filters": ["inbox"]})
+    return render(
+        request,
+        "inboxes/access/inbox_audit.html",
+        {
+            "nav": "inbox-audit",
+            "inbox": inbox,
+            "rows": entry_rows(page),
+            "next_before": page[-1].seq if has_more and page else None,
+        },
     )
 
 

@@ -273,11 +273,12 @@ def access_report(request: HttpRequest) -> HttpResponse:
     rows = reports.who_has_access()
     stale = reports.stale_accounts(days)
     expiring = reports.expiring_tokens(14)
+    expiring_grants = reports.expiring_grants(14)
     audit.record("access.report.viewed", details={"rows": len(rows), "stale": len(stale), "days": days})
     return render(
         request,
         "inboxes/manage/access.html",
-        dict(nav="access", rows=rows, stale=stale, expiring=expiring, days=days),
+        dict(nav="access", rows=rows, stale=stale, expiring=expiring, expiring_grants=expiring_grants, days=days),
     )
 
 

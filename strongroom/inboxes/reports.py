@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from strongroom.audit.queries import spreadsheet_safe
 from strongroom.identity.models import ApiToken, User
-from strongroom.inboxes.models import Membership
+from strongroom.inboxes.models import AccessGrant, Membership, TeamMember
 
 
 @dataclass(frozen=True)
@@ -24,23 +24,64 @@ class AccessRow:
     inbox_address: str
     role: str
     since: datetime | None
+    via: str = "membership"  # "membership", "team <name>", "break-glass grant", "global role"
+    until: datetime | None = None
+    assigned_only: bool = False
 
 
 def who_has_access() -> list[AccessRow]:
-    """Every active person's inbox roles, and global roles other than member, by person."""
+    """Every active person's roles in inboxes, from each source (own membership, a team's,
+    an active break-glass grant), and global roles other than member, by person."""
     rows = [
-        AccessRow(m.user, m.inbox.name, m.inbox.address, m.role, None)
-        for m in Membership.objects.filter(user__is_active=True)
-        .select_related("user", "inbox")
-        .order_by("user__email", "inbox__name")
+        AccessRow(m.user, m.inbox.name, m.inbox.address, m.role, m.created_at, assigned_only=m.assigned_only)
+        for m in Membership.objects.filter(user__is_active=True).select_related("user", "inbox")
     ]
-    for person in User.objects.filter(is_active=True).exclude(global_role="member").order_by("email"):
+    for tm in TeamMember.objects.filter(user__is_active=True).select_related("user", "team"):
+        rows.extend(
+            AccessRow(
+                tm.user,
+                m.inbox.name,
+                m.inbox.address,
+                m.role,
+                max(m.created_at, tm.added_at),
+                via=f"team {tm.team.name}",
+                assigned_only=m.assigned_only,
+            )
+            for m in Membership.objects.filter(team_id=tm.team_id).select_related("inbox")
+        )
+    now = timezone.now()
+    for g in AccessGrant.objects.filter(
+        state=AccessGrant.State.APPROVED, expires_at__gt=now, user__is_active=True
+    ).select_related("user", "inbox"):
         rows.append(
             AccessRow(
-                person, "(all inboxes' settings)" if person.is_admin else "(audit log)", "", person.global_role, None
+                g.user, g.inbox.name, g.inbox.address, g.role, g.decided_at, via="break-glass grant", until=g.expires_at
             )
         )
-    return sorted(rows, key=lambda r: (r.person.email, r.inbox_name))
+    for person in User.objects.filter(is_active=True).exclude(global_role="member"):
+        rows.append(
+            AccessRow(
+                person,
+                "(all inboxes' settings)" if person.is_admin else "(audit log)",
+                "",
+                person.global_role,
+                None,
+                via="global role",
+            )
+        )
+    return sorted(rows, key=lambda r: (r.person.email, r.inbox_name, r.via))
+
+
+def expiring_grants(days: int) -> list[AccessGrant]:
+    """Break-glass grants that end within `days` days."""
+    now = timezone.now()
+    return list(
+        AccessGrant.objects.filter(
+            state=AccessGrant.State.APPROVED, expires_at__gt=now, expires_at__lte=now + timedelta(days=days)
+        )
+        .select_related("user", "inbox")
+        .order_by("expires_at")
+    )
 
 
 def stale_accounts(days: int) -> list[User]:
@@ -71,7 +112,9 @@ def expiring_tokens(days: int) -> list[ApiToken]:
 def access_csv(rows: list[AccessRow]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
-    writer.writerow(["person", "email", "person_id", "inbox", "inbox_address", "role"])
+    writer.writerow(
+        ["person", "email", "person_id", "inbox", "inbox_address", "role", "via", "assigned_only", "since", "until"]
+    )
     for row in rows:
         writer.writerow(
             [
@@ -83,6 +126,10 @@ def access_csv(rows: list[AccessRow]) -> Iterator[str]:
                     row.inbox_name,
                     row.inbox_address,
                     row.role,
+                    row.via,
+                    "yes" if row.assigned_only else "no",
+                    row.since.isoformat() if row.since else "",
+                    row.until.isoformat() if row.until else "",
                 )
             ]
         )

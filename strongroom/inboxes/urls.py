@@ -41,4 +41,6 @@ urlpatterns = [
     path("access/grants/<str:grant_id>/revoke", access_views.grant_revoke, name="grant_revoke"),
     path("access/reviews/", access_views.review_list, name="reviews"),
     path("access/reviews/<str:review_id>/", access_views.review_detail, name="review"),
+    path("access/audit/", access_views.inbox_audit_list, name="inbox_audit_list"),
+    path("access/audit/<str:inbox_id>/", access_views.inbox_audit, name="inbox_audit"),
 ]
