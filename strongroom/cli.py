@@ -5,7 +5,10 @@
     strongroom worker [--until-idle]
     strongroom smtpd                the SMTP intake alone
     strongroom user create|list|deactivate   people (deactivate offboards)
-    strongroom member add|remove    inbox memberships
+    strongroom member add|remove|list   inbox memberships (people and teams)
+    strongroom team create|add|remove|list
+    strongroom role list|create     inbox roles (built-in and custom)
+    strongroom review start         access reviews
     strongroom inbox create|list|test
     strongroom token create         API tokens
     strongroom audit verify|prove|checkpoint|checkpoints|export|prune|hold|release
@@ -237,12 +240,32 @@ def _inbox(address: str) -> Any:
     return inbox
 
 
+def _team(name: str) -> Any:
+    from strongroom.inboxes.models import Team
+
+    team = Team.objects.filter(name__iexact=" ".join(name.split())).first()
+    if team is None:
+        raise CommandError(f"no team named {name!r}")
+    return team
+
+
+def _person_or_team(args: argparse.Namespace) -> dict[str, Any]:
+    if bool(args.user) == bool(args.team):
+        raise CommandError("give --user EMAIL or --team NAME (one of them)")
+    return {"user": _user(args.user)} if args.user else {"team": _team(args.team)}
+
+
 def cmd_member_add(args: argparse.Namespace) -> int:
     from strongroom.inboxes import actions
 
     _prepare()
-    membership = actions.add_member(actor=None, inbox=_inbox(args.inbox), user=_user(args.user), role=args.role)
-    print(f"{membership.user.email} is now {membership.role} in {membership.inbox.address}")
+    who = _person_or_team(args)
+    membership = actions.add_member(
+        actor=None, inbox=_inbox(args.inbox), role=args.role.lower(), assigned_only=args.assigned_only, **who
+    )
+    name = membership.user.email if membership.user_id else f"team {membership.team.name}"
+    limit = " (only conversations assigned to them)" if membership.assigned_only else ""
+    print(f"{name} is now {membership.role} in {membership.inbox.address}{limit}")
     return 0
 
 
@@ -250,8 +273,97 @@ def cmd_member_remove(args: argparse.Namespace) -> int:
     from strongroom.inboxes import actions
 
     _prepare()
-    actions.remove_member(actor=None, inbox=_inbox(args.inbox), user=_user(args.user))
-    print(f"{args.user} is no longer a member of {args.inbox}")
+    actions.remove_member(actor=None, inbox=_inbox(args.inbox), **_person_or_team(args))
+    print(f"{args.user or 'team ' + args.team} is no longer a member of {args.inbox}")
+    return 0
+
+
+def cmd_member_list(args: argparse.Namespace) -> int:
+    from strongroom.inboxes.models import Membership
+
+    _prepare()
+    for m in Membership.objects.filter(inbox=_inbox(args.inbox)).select_related("user", "team"):
+        name = f"team {m.team.name}" if m.team_id else m.user.email
+        limit = "\tassigned-only" if m.assigned_only else ""
+        print(f"{name}\t{m.role}{limit}")
+    return 0
+
+
+def cmd_team_create(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import teams
+
+    _prepare()
+    team = teams.create_team(actor=None, name=args.name)
+    print(f"Created team {team.name} ({team.public_id})")
+    return 0
+
+
+def cmd_team_add(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import teams
+
+    _prepare()
+    team = _team(args.team)
+    teams.add_to_team(team, _user(args.user), actor=None)
+    print(f"{args.user} is in team {team.name}")
+    return 0
+
+
+def cmd_team_remove(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import teams
+
+    _prepare()
+    team = _team(args.team)
+    teams.remove_from_team(team, _user(args.user), actor=None)
+    print(f"{args.user} left team {team.name}")
+    return 0
+
+
+def cmd_team_list(args: argparse.Namespace) -> int:
+    from strongroom.inboxes.models import Team
+
+    _prepare()
+    for team in Team.objects.order_by("name").prefetch_related("members"):
+        print(f"{team.name}\t{', '.join(sorted(u.email for u in team.members.all())) or '-'}")
+    return 0
+
+
+def cmd_role_list(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import roles
+
+    _prepare()
+    custom = roles.custom_roles()
+    for slug, _label in roles.role_choices():
+        kind = "built-in" if slug in roles.BUILT_IN_ORDER else "custom"
+        print(f"{slug}\t{kind}\t{' '.join(sorted(p.value for p in roles.perms_of(slug, custom)))}")
+    return 0
+
+
+def cmd_role_create(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import roles
+
+    _prepare()
+    role = roles.create_role(actor=None, name=args.name, perms=args.perm or [], slug=args.slug or "")
+    print(f"Created role {role.slug}: {' '.join(role.perms)}")
+    return 0
+
+
+def cmd_review_start(args: argparse.Namespace) -> int:
+    from django.utils import timezone
+
+    from strongroom.inboxes import reviews
+
+    if args.days < 1:
+        raise CommandError("--days must be at least 1")
+    _prepare()
+    review = reviews.start_review(
+        actor=None,
+        name=args.name,
+        deadline=timezone.now() + timedelta(days=args.days),
+        undecided_outcome="keep" if args.keep_undecided else "revoke",
+    )
+    print(
+        f"Started review {review.name} ({review.items.count()} memberships) until {review.deadline:%Y-%m-%d %H:%M} UTC"
+    )
     return 0
 
 
@@ -316,6 +428,7 @@ def cmd_inbox_test(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from strongroom.identity import actions
+    from strongroom.inboxes import access
 
     if args.expires_days < 0:
         raise CommandError("--expires-days must be 0 (no expiry) or a number of days")
@@ -325,7 +438,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     inboxes = []
     for address in args.inbox or []:
         inbox = _inbox(address)
-        if not inbox.memberships.filter(user=person).exists():
+        if not access.access_in(person, inbox).is_member:
             raise CommandError(f"{person.email} is not a member of {inbox.address}: a token cannot reach it")
         inboxes.append(str(inbox.public_id))
     issued = actions.create_api_token(
@@ -401,13 +514,52 @@ def build_parser() -> argparse.ArgumentParser:
     members = add("member", lambda a: 0, "Manage inbox memberships.").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    sub = add("add", cmd_member_add, "Give a person a role in an inbox.", members)
+    sub = add("add", cmd_member_add, "Give a person or a team a role in an inbox (or change it).", members)
     sub.add_argument("--inbox", required=True, help="the inbox address")
-    sub.add_argument("--user", required=True, help="the person's e-mail address")
-    sub.add_argument("--role", default="agent", help="owner, supervisor, agent or viewer (default agent)")
-    sub = add("remove", cmd_member_remove, "Remove a person from an inbox.", members)
+    sub.add_argument("--user", help="the person's e-mail address")
+    sub.add_argument("--team", help="a team's name (instead of --user)")
+    sub.add_argument(
+        "--role",
+        default="agent",
+        help="owner, admin, supervisor, agent, viewer, auditor, or a custom role's slug (default agent)",
+    )
+    sub.add_argument("--assigned-only", action="store_true", help="see only conversations assigned to them")
+    sub = add("remove", cmd_member_remove, "Remove a person or a team from an inbox.", members)
     sub.add_argument("--inbox", required=True)
+    sub.add_argument("--user")
+    sub.add_argument("--team")
+    sub = add("list", cmd_member_list, "List an inbox's members.", members)
+    sub.add_argument("--inbox", required=True)
+
+    team_commands = add("team", lambda a: 0, "Manage teams.").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    sub = add("create", cmd_team_create, "Create a team.", team_commands)
+    sub.add_argument("--name", required=True)
+    sub = add("add", cmd_team_add, "Put a person in a team.", team_commands)
+    sub.add_argument("--team", required=True, help="the team's name")
+    sub.add_argument("--user", required=True, help="the person's e-mail address")
+    sub = add("remove", cmd_team_remove, "Take a person out of a team.", team_commands)
+    sub.add_argument("--team", required=True)
     sub.add_argument("--user", required=True)
+    add("list", cmd_team_list, "List teams and their people.", team_commands)
+
+    role_commands = add("role", lambda a: 0, "Inbox roles: built-in and custom.").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add("list", cmd_role_list, "List every inbox role with its permissions.", role_commands)
+    sub = add("create", cmd_role_create, "Create a custom inbox role.", role_commands)
+    sub.add_argument("--name", required=True)
+    sub.add_argument("--slug", help="the name used by --role (default: from the name)")
+    sub.add_argument("--perm", action="append", help="a per-inbox permission code; repeat for more")
+
+    review_commands = add("review", lambda a: 0, "Access reviews.").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    sub = add("start", cmd_review_start, "Put every inbox membership under review by its owners.", review_commands)
+    sub.add_argument("--name", required=True)
+    sub.add_argument("--days", type=int, default=14, help="days until the deadline (default 14)")
+    sub.add_argument("--keep-undecided", action="store_true", help="keep, not revoke, what nobody decided")
 
     inboxes = add("inbox", lambda a: 0, "Manage inboxes.").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -1,5 +1,7 @@
 """The management commands of `strongroom`, run in-process against the test database."""
 
+import pytest
+
 from strongroom.demo.certs import make_certificates
 from strongroom.identity.actions import user_for_api_token
 from strongroom.identity.models import ApiToken, User
@@ -293,6 +295,63 @@ def test_member_add_of_an_unknown_person_fails(strongroom, inbox_a):
     assert outcome.status == 1
     assert "no person with the address nobody@staff.example" in outcome.err
     assert not Membership.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "supervisor", "agent", "viewer", "auditor"])
+def test_member_add_knows_every_built_in_role_in_lower_case(strongroom, make_user, inbox_a, role):
+    user = make_user("vera@staff.example")
+
+    outcome = strongroom("member", "add", "--inbox", "support@a.example", "--user", user.email, "--role", role.upper())
+
+    assert outcome.status == 0, outcome.err
+    assert Membership.objects.get(inbox=inbox_a, user=user).role == role
+
+
+def test_a_custom_role_made_on_the_command_line_is_given_by_its_slug(strongroom, make_user, inbox_a):
+    user = make_user("rita@staff.example")
+
+    made = strongroom(
+        "role", "create", "--name", "Billing reader", "--perm", "conversation.view", "--perm", "contact.view"
+    )
+    given = strongroom(
+        "member", "add", "--inbox", "support@a.example", "--user", user.email, "--role", "billing-reader"
+    )
+    listed = strongroom("role", "list")
+
+    assert (made.status, given.status) == (0, 0), made.err + given.err
+    assert Membership.objects.get(inbox=inbox_a, user=user).role == "billing-reader"
+    assert "billing-reader\tcustom\tcontact.view conversation.view" in listed.out
+    assert "auditor\tbuilt-in\tinbox.audit" in listed.out
+
+
+def test_a_team_gets_an_assigned_only_membership(strongroom, make_user, inbox_a):
+    user = make_user("tess@staff.example")
+
+    steps = [
+        strongroom("team", "create", "--name", "Night shift"),
+        strongroom("team", "add", "--team", "night SHIFT", "--user", user.email),
+        strongroom("member", "add", "--inbox", "support@a.example", "--team", "Night shift", "--assigned-only"),
+    ]
+    listed = strongroom("member", "list", "--inbox", "support@a.example")
+
+    assert [s.status for s in steps] == [0, 0, 0], [s.err for s in steps]
+    membership = Membership.objects.get(inbox=inbox_a, team__name="Night shift")
+    assert (membership.role, membership.assigned_only) == ("agent", True)
+    assert "team Night shift\tagent\tassigned-only" in listed.out
+
+
+def test_member_add_needs_exactly_one_of_user_and_team(strongroom, inbox_a):
+    outcome = strongroom("member", "add", "--inbox", "support@a.example")
+
+    assert outcome.status == 1
+    assert "--user EMAIL or --team NAME" in outcome.err
+
+
+def test_review_start_puts_every_membership_under_review(strongroom, agent, viewer):
+    outcome = strongroom("review", "start", "--name", "Q4", "--days", "7")
+
+    assert outcome.status == 0, outcome.err
+    assert "(2 memberships)" in outcome.out
 
 
 def test_member_remove_takes_the_person_out_of_the_inbox(strongroom, agent, inbox_a):
