@@ -30,7 +30,7 @@ from strongroom import audit
 from strongroom.audit import context as audit_context
 from strongroom.audit.housekeeping import Housekeeping
 from strongroom.crypto import random_token
-from strongroom.inboxes import grants, ingest, outbox, reviews
+from strongroom.inboxes import access_mail, grants, ingest, outbox, reviews
 from strongroom.inboxes.fetch import fetch_inbox, open_mailbox
 from strongroom.inboxes.models import InboundMail, Inbox, MailboxState
 from strongroom.mail.errors import MailConnectionError, describe
@@ -86,8 +86,11 @@ def send_due(*, ignore_schedule: bool = False) -> tuple[int, list[str]]:
 
 def end_due_access() -> tuple[int, int]:
     """Record the end of break-glass grants whose time is up (they stopped counting on time
-    anyway) and close access reviews past their deadline, applying their outcome."""
-    return grants.expire_grants(), reviews.close_due_reviews()
+    anyway), close access reviews past their deadline, applying their outcome, and mail the
+    owners about new break-glass requests and the deciders about new reviews."""
+    ended = grants.expire_grants(), reviews.close_due_reviews()
+    access_mail.mail_access_requests()
+    return ended
 
 
 def run_until_idle(worker_id: str | None = None) -> Summary:

@@ -94,6 +94,8 @@ EVENTS: dict[str, Event] = _events(
     _e("access.grant.withdrawn", "Withdrew their break-glass access", "person", "role"),
     _e("access.grant.expired", "Break-glass access expired", "person", "role"),
     _e("access.grants.viewed", "Opened break-glass access", "count"),
+    _e("access.grant.notified", "Mailed the owners about a break-glass request", "recipients"),
+    _e("access.review.notified", "Mailed the people who decide in an access review", "recipients"),
     _e("access.review.started", "Started an access review", "memberships", "outcome"),
     _e("access.review.decided", "Decided on a membership in an access review", "review", "decision", "role"),
     _e("access.review.closed", "Closed an access review", "kept", "revoked", "by_default"),

@@ -110,6 +110,22 @@ def body_of(description: str, summaries: list[AlertSummary]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def deliver_plain(recipients: list[str], subject: str, body: str) -> None:
+    """Send a plain-text message from Strongroom through STRONGROOM_NOTIFY_SMTP (the caller
+    checks that it is set). Raises MailConnectionError when the server cannot be reached."""
+    result = smtp.deliver(
+        parse_mail_url(settings.NOTIFY_SMTP, "smtp"),
+        settings.NOTIFY_SMTP_PASSWORD,
+        ca_file=settings.NOTIFY_SMTP_CA or None,
+        envelope_from=parseaddr(settings.NOTIFY_FROM)[1],
+        recipients=recipients,
+        message=_plain_message(recipients, subject, body),
+        timeout=SMTP_TIMEOUT_SECONDS,
+    )
+    if result.refused:
+        log.warning("the SMTP server refused a notice for %d of %d people", len(result.refused), len(recipients))
+
+
 def _plain_message(recipients: list[str], subject: str, body: str) -> bytes:
     """A plain-text message from Strongroom itself (marked auto-generated)."""
     mime = EmailMessage(policy=SMTP)

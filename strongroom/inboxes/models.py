@@ -222,6 +222,7 @@ class AccessGrant(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)  # the owners were mailed
 
     class Meta:
         indexes = [models.Index(fields=["user", "state", "expires_at"], name="grant_user_state")]
@@ -250,6 +251,7 @@ class AccessReview(models.Model):
     deadline = models.DateTimeField()
     undecided_outcome = models.CharField(max_length=6, choices=Outcome.choices, default=Outcome.REVOKE)
     closed_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)  # the deciders were mailed
 
     @property
     def audit_ref(self) -> tuple[str, str]:

@@ -431,3 +431,44 @@ def test_removing_a_member_over_the_api_by_person_or_team(owner, agent, inbox_a)
     assert (response.status_code, again.status_code) == (204, 404)
     with pytest.raises(NotFound):
         access.get_inbox_for(agent, inbox_a.public_id)
+
+
+# --- mail about access that waits ------------------------------------------------------------
+
+
+@pytest.fixture
+def notify_smtp(settings, smtp_server, test_certs):
+    settings.NOTIFY_SMTP = smtp_server.url
+    settings.NOTIFY_SMTP_PASSWORD = smtp_server.password
+    settings.NOTIFY_SMTP_CA = str(test_certs.ca)
+    settings.NOTIFY_FROM = "Strongroom <strongroom@staff.example>"
+    return smtp_server
+
+
+@pytest.mark.services
+def test_owners_are_mailed_once_about_a_break_glass_request_without_its_reason(notify_smtp, stranger, owner, inbox_a):
+    from strongroom.inboxes.access_mail import mail_access_requests
+
+    grants.request_grant(actor=stranger, inbox=inbox_a, role="viewer", reason="Secret escalation reason", hours=2)
+
+    assert mail_access_requests() == 1
+    assert mail_access_requests() == 0  # once
+    [message] = notify_smtp.received()
+    assert message.envelope["rcpt_tos"] == [owner.email]
+    assert b"sam@staff.example" in message.raw and b"Support A" in message.raw
+    assert b"Secret escalation reason" not in message.raw
+    assert AuditEntry.objects.filter(code="access.grant.notified").count() == 1
+
+
+@pytest.mark.services
+def test_owners_are_mailed_about_a_new_review(notify_smtp, owner, agent, admin):
+    from strongroom.inboxes.access_mail import mail_access_requests
+
+    reviews.start_review(actor=admin, name="Q4", deadline=timezone.now() + timedelta(days=7))
+
+    mail_access_requests()
+
+    by_person = {tuple(m.envelope["rcpt_tos"]): m for m in notify_smtp.received()}
+    assert (owner.email,) in by_person
+    assert b"1 membership(s)" in by_person[(owner.email,)].raw
+    assert (agent.email,) not in by_person
