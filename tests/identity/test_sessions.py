@@ -123,7 +123,7 @@ def test_offboarding_refuses_the_browser_and_token_at_once_and_hands_over_conver
 
     assert browser.get("/conversations/").status_code == 302
     assert api.get("/api/v1/inboxes").status_code == 401
-    assert counts == {"conversations": 1, "memberships": 1, "sessions": 1, "tokens": 1}
+    assert counts == {"conversations": 1, "memberships": 1, "teams": 0, "grants": 0, "sessions": 1, "tokens": 1}
     agent.refresh_from_db()
     assert not agent.is_active
     assert Conversation.objects.get(pk=conversation_a.pk).assignee == admin
