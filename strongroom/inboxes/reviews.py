@@ -108,7 +108,11 @@ def decide(item: ReviewItem, *, actor: User, decision: str) -> ReviewItem:
     if not may_decide(actor, item):
         raise NotAllowed("only an owner of the inbox (never the member) decides on a membership")
     with transaction.atomic():
-        locked = ReviewItem.objects.select_for_update().select_related("review", "inbox", "membership").get(pk=item.pk)
+        locked = (
+            ReviewItem.objects.select_for_update(of=("self",))
+            .select_related("review", "inbox", "membership")
+            .get(pk=item.pk)
+        )
         if locked.review.closed_at is not None:
             raise Conflict("this review is closed")
         if locked.decision == Decision.REVOKE:
