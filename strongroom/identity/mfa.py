@@ -230,6 +230,30 @@ def open_totp_secret(authenticator: Authenticator) -> str:
     return open_sealed_totp_secret(authenticator.data["secret"], public_id=str(authenticator.user.public_id))
 
 
+PENDING_SECRET = "strongroom:totp_pending"  # noqa: S105 - a session key, not a secret
+
+
+def pending_totp_secret(request: Any, user: User, *, renew: bool) -> str:
+    """The secret shown on the activation page, kept in the session until the person types a
+    code: sealed like a stored one, since sessions live in the database too. `renew` makes a
+    new one (each time the page is shown)."""
+    from allauth.mfa.totp.internal.auth import generate_totp_secret
+
+    stored = request.session.get(PENDING_SECRET)
+    if stored and not renew:
+        try:
+            return open_sealed_totp_secret(stored, public_id=str(user.public_id))
+        except crypto.SealError:
+            pass
+    secret = generate_totp_secret()
+    request.session[PENDING_SECRET] = seal_totp_secret(user, secret)
+    return secret
+
+
+def forget_pending_totp_secret(request: Any) -> None:
+    request.session.pop(PENDING_SECRET, None)
+
+
 # --- TOTP codes, accepted once ------------------------------------------------------------------
 
 

@@ -94,7 +94,13 @@ class ReauthenticateForm(_CodeForm):
 
 
 class ActivateTotpForm(ActivateTOTPForm):
-    """The person scanned the secret and types the code their app shows now."""
+    """The person scanned the secret and types the code their app shows now. The secret waits
+    in the session sealed (identity/mfa.py), not in clear as allauth would keep it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.user = kwargs.pop("user")
+        forms.Form.__init__(self, *args, **kwargs)
+        self.secret = mfa.pending_totp_secret(context.request, self.user, renew=not self.is_bound)
 
     def clean_code(self) -> str:
         validate_can_add_authenticator(self.user)
@@ -139,6 +145,14 @@ class ReauthenticateWebAuthnForm(_AuditedWebAuthn, webauthn_forms.Reauthenticate
 
 class LoginWebAuthnForm(_AuditedWebAuthn, webauthn_forms.LoginWebAuthnForm):
     kind = "passkey"
+
+    def clean_credential(self) -> Authenticator:
+        authenticator = super().clean_credential()
+        if not authenticator.user.is_active:
+            # An offboarded person's passkey is refused like an unknown one, before allauth
+            # records its use or tries to sign a deactivated account in.
+            raise get_adapter().validation_error("incorrect_code")
+        return authenticator
 
 
 class AddWebAuthnForm(webauthn_forms.AddWebAuthnForm):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 
 from allauth.mfa.adapter import get_adapter as get_mfa_adapter
-from allauth.mfa.totp.internal.auth import clear_totp_secret
 from allauth.mfa.webauthn.internal import auth as webauthn_auth
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -61,7 +60,7 @@ def totp_activate(request: HttpRequest) -> HttpResponse:
         except Conflict as exc:
             messages.error(request, str(exc))
             return redirect("identity:mfa")
-        clear_totp_secret(request)
+        mfa.forget_pending_totp_secret(request)
         return _enrolled(request, enrolment, "Your authenticator app is set up.")
     if form.errors:
         record_failure(user, kind="totp", reauthenticated=False, reason="enrolment")

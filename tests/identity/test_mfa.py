@@ -22,6 +22,7 @@ from strongroom.identity import mfa, recovery_codes
 from strongroom.identity.models import RecoveryCode, TotpCounter, User, UserSession
 from strongroom.identity.reauth import AUTHENTICATED_AT
 from strongroom.inboxes import actions
+from tests.cli.conftest import strongroom  # noqa: F401 - the fixture that runs the command
 from tests.conftest import (
     PASSWORD,
     TOTP_SECRET,
@@ -579,6 +580,37 @@ def test_a_passkey_of_another_site_is_refused(agent):
     assert not is_signed_in(client)
 
 
+def test_an_offboarded_persons_passkey_is_refused(agent, admin):
+    from strongroom.identity.actions import offboard_user
+
+    key = give_security_key(agent)
+    offboard_user(agent, actor=admin)
+    client = Client()
+    options = client.get("/accounts/2fa/webauthn/login/", HTTP_ACCEPT="application/json").json()["request_options"]
+
+    response = client.post("/accounts/2fa/webauthn/login/", {"credential": json.dumps(key.assertion_for(options))})
+
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert not is_signed_in(client)
+    assert not AuditEntry.objects.filter(code="auth.mfa.used").exists()
+
+
+def test_the_secret_waiting_for_its_first_code_is_sealed_in_the_session(make_user):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    person = make_user("new@staff.example", mfa=False)
+    client = client_for(person)
+
+    page = client.get("/settings/mfa/app/").content.decode()
+
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT session_data FROM django_session")
+        sessions = [str(SessionStore().decode(data)) for (data,) in cursor.fetchall()]
+    assert sessions and not any(secret in session for session in sessions)
+    assert "mfa.totp.secret" not in client.session
+
+
 def test_a_malformed_passkey_answer_is_refused_not_a_server_error(db):
     client = Client()
     client.get("/accounts/2fa/webauthn/login/", HTTP_ACCEPT="application/json")
@@ -715,6 +747,15 @@ def test_nobody_resets_their_own_factors(admin):
     client_for(admin).post(f"/settings/people/{admin.public_id}/mfa-reset")
 
     assert mfa.has_second_factor(admin)
+
+
+def test_the_command_line_resets_a_locked_out_admin(strongroom, admin):  # noqa: F811
+    outcome = strongroom("user", "reset-mfa", "--email", admin.email)
+
+    assert outcome.status == 0 and "1 second factor(s)" in outcome.out
+    assert not mfa.has_second_factor(admin)
+    reset = last_entry("auth.mfa.reset")
+    assert (reset.actor_kind, reset.target_id) == ("system", str(admin.public_id))
 
 
 def test_people_page_shows_who_has_which_factor(admin, agent, make_user):
