@@ -37,6 +37,7 @@ def security(request: HttpRequest) -> HttpResponse:
         "identity/mfa.html",
         {
             "nav": "security",
+            "base_template": _layout(user),
             "factors": factors,
             "has_app": any(f.kind == "totp" for f in factors),
             "is_required": mfa.is_mfa_required(user),
@@ -72,10 +73,10 @@ def totp_activate(request: HttpRequest) -> HttpResponse:
         "identity/mfa_totp.html",
         {
             "nav": "security",
+            "base_template": _layout(user),
             "form": form,
             "secret": form.secret,
             "qr_data_uri": f"data:image/svg+xml;base64,{qr}",
-            "is_required": mfa.is_mfa_required(user),
         },
         status=400 if form.errors else 200,
     )
@@ -101,9 +102,9 @@ def key_add(request: HttpRequest) -> HttpResponse:
         "identity/mfa_key_add.html",
         {
             "nav": "security",
+            "base_template": _layout(user),
             "form": form,
             "js_data": {"creation_options": creation_options},
-            "is_required": mfa.is_mfa_required(user),
         },
         status=400 if form.errors else 200,
     )
@@ -137,6 +138,14 @@ def recovery_codes_new(request: HttpRequest) -> HttpResponse:
         return redirect("identity:mfa")
     codes = recovery_codes.generate_recovery_codes(user, actor=user)
     return _show_codes(request, codes, "Your new recovery codes. The old ones no longer work.")
+
+
+def _layout(user: User) -> str:
+    """The app's shell, or, while a required second factor is still missing, a page without
+    the sidebar: nothing of the inboxes shows before the second factor is set up."""
+    if not mfa.has_second_factor(user) and mfa.is_mfa_required(user):
+        return "identity/enrol_base.html"
+    return "web/shell.html"
 
 
 def _enrolled(request: HttpRequest, enrolment: mfa.Enrolment, done: str) -> HttpResponse:

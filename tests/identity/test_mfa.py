@@ -229,6 +229,18 @@ def test_a_person_without_a_factor_is_sent_to_set_one_up(make_user):
     assert client.post("/accounts/logout/").status_code == 302
 
 
+def test_nothing_of_the_inboxes_shows_before_the_second_factor(make_user, inbox_a):
+    person = make_user("new@staff.example", mfa=False)
+    actions.add_member(actor=None, inbox=inbox_a, user=person, role="agent")
+    client = client_for(person)
+
+    pages = [client.get(url).content.decode() for url in ("/settings/mfa/", "/settings/mfa/app/")]
+
+    assert all("Support A" not in page and "Set up" in page for page in pages)
+    give_authenticator_app(person)
+    assert "Support A" in client.get("/settings/mfa/").content.decode()
+
+
 def test_api_requests_are_not_sent_to_enrol(make_user):
     from strongroom.identity.actions import create_api_token
 
