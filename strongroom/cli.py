@@ -4,7 +4,7 @@
     strongroom serve                web server and worker
     strongroom worker [--until-idle]
     strongroom smtpd                the SMTP intake alone
-    strongroom user create|list|deactivate   people (deactivate offboards)
+    strongroom user create|list|deactivate|reset-mfa   people (deactivate offboards)
     strongroom member add|remove|list   inbox memberships (people and teams)
     strongroom team create|add|remove|list
     strongroom role list|create     inbox roles (built-in and custom)
@@ -218,6 +218,19 @@ def cmd_user_deactivate(args: argparse.Namespace) -> int:
         f"{person.email} is deactivated: {counts.get('sessions', 0)} session(s) and {counts.get('tokens', 0)} "
         f"token(s) revoked, {counts.get('memberships', 0)} membership(s) ended, "
         f"{counts.get('conversations', 0)} open conversation(s) handed over"
+    )
+    return 0
+
+
+def cmd_user_reset_mfa(args: argparse.Namespace) -> int:
+    from strongroom.identity import mfa
+
+    _prepare()
+    person = _user(args.email)
+    count = mfa.reset_mfa(person, actor=None)
+    print(
+        f"{person.email}: {count} second factor(s) and every recovery code removed, every session ended; "
+        "they set up a new factor at their next sign-in"
     )
     return 0
 
@@ -510,6 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--email", required=True)
     sub.add_argument("--reassign-to", help="give their open conversations to this person (else unassigned)")
+    sub = add(
+        "reset-mfa",
+        cmd_user_reset_mfa,
+        "Remove a person's second factors and recovery codes and end their sessions (a lost phone, or the last "
+        "admin locked out); they set up a new factor at their next sign-in.",
+        users,
+    )
+    sub.add_argument("--email", required=True)
 
     members = add("member", lambda a: 0, "Manage inbox memberships.").add_subparsers(
         dest="action", required=True, metavar="ACTION"

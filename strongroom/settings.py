@@ -155,6 +155,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "strongroom.audit",
     "strongroom.blobs",
     "strongroom.identity",
@@ -175,6 +176,7 @@ MIDDLEWARE = [
     "strongroom.audit.middleware.AuditContextMiddleware",
     "strongroom.identity.sessions.SessionGuardMiddleware",
     "strongroom.identity.middleware.PasswordChangeRequiredMiddleware",
+    "strongroom.identity.middleware.MfaEnrolmentMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "strongroom.web.errors.DomainErrorMiddleware",
@@ -235,6 +237,49 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Step-up is Strongroom's (identity/reauth.py): the password, or a second factor.
+ACCOUNT_REAUTHENTICATION_METHODS = ("password", "mfa")
+
+# Second factors (docs/access.md, "MFA"): django-allauth's TOTP and WebAuthn; recovery codes
+# are Strongroom's own (identity/recovery_codes.py: stored as keyed digests, not allauth's
+# seed-derived ones). The TOTP secret is sealed under the key file (identity/adapter.py).
+MFA_ADAPTER = "strongroom.identity.adapter.MfaAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "Strongroom"
+# One step either side for clock drift; a code is accepted once (identity.TotpCounter).
+MFA_TOTP_TOLERANCE = 1
+MFA_FORMS = {
+    "authenticate": "strongroom.identity.mfa_forms.AuthenticateForm",
+    "reauthenticate": "strongroom.identity.mfa_forms.ReauthenticateForm",
+    "activate_totp": "strongroom.identity.mfa_forms.ActivateTotpForm",
+    "authenticate_webauthn": "strongroom.identity.mfa_forms.AuthenticateWebAuthnForm",
+    "reauthenticate_webauthn": "strongroom.identity.mfa_forms.ReauthenticateWebAuthnForm",
+    "login_webauthn": "strongroom.identity.mfa_forms.LoginWebAuthnForm",
+    "add_webauthn": "strongroom.identity.mfa_forms.AddWebAuthnForm",
+}
+# The WebAuthn relying party id: the host name of STRONGROOM_PUBLIC_URL, never the request's
+# Host header. A loopback address cannot be one (browsers refuse IP addresses), so the
+# embedded default http://127.0.0.1:8000 uses "localhost": browse http://localhost:8000 to use
+# security keys there. MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN stays off: python-fido2 already
+# accepts http://localhost, and nothing else may use WebAuthn without HTTPS.
+_LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+_rp_id = (env_str("STRONGROOM_WEBAUTHN_RP_ID") or "").lower()
+WEBAUTHN_RP_ID = _rp_id or ("localhost" if _public.hostname in _LOOPBACK_HOSTS else (_public.hostname or "localhost"))
+if _rp_id and (not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", _rp_id) or re.fullmatch(r"[\d.]+", _rp_id)):
+    raise ConfigError(
+        f"STRONGROOM_WEBAUTHN_RP_ID={_rp_id!r} must be a domain name such as help.example.com "
+        "(browsers refuse IP addresses for security keys)"
+    )
+if (
+    _rp_id
+    and _public.hostname not in _LOOPBACK_HOSTS
+    and not (_public.hostname == _rp_id or str(_public.hostname).endswith("." + _rp_id))
+):
+    raise ConfigError(
+        f"STRONGROOM_WEBAUTHN_RP_ID={WEBAUTHN_RP_ID!r} must be the host of STRONGROOM_PUBLIC_URL "
+        f"({_public.hostname}) or a domain above it, or browsers refuse every security key"
+    )
 
 # --- sessions, cookies, transport security -------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

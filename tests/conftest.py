@@ -26,6 +26,7 @@ from strongroom.inboxes.ingest import ingest_raw
 from strongroom.inboxes.models import Conversation, Inbox
 from tests.services.dovecot import Dovecot, ImapAccount, dovecot_available
 from tests.services.smtp import SmtpService
+from tests.softkey import SoftKey
 
 STRICT = os.environ.get("STRONGROOM_TEST_STRICT") == "1"
 PASSWORD = "correct horse battery staple"
@@ -95,12 +96,78 @@ def drop_audit_triggers(connection: object) -> None:
 
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
-    def make(email: str, *, admin: bool = False, name: str = "") -> User:
-        return User.objects.create_user(
+    """A person with the test password and (unless `mfa=False`) an authenticator app whose
+    secret is TOTP_SECRET, so that the policy "everyone" lets them in and `totp_code` works."""
+
+    def make(email: str, *, admin: bool = False, name: str = "", mfa: bool = True) -> User:
+        user = User.objects.create_user(
             email, PASSWORD, name=name or email.split("@")[0].title(), global_role="admin" if admin else "member"
         )
+        if mfa:
+            give_authenticator_app(user)
+        return user
 
     return make
+
+
+# --- second factors --------------------------------------------------------------------------
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # base32, the same for every test person
+
+
+def give_authenticator_app(user: User, secret: str = TOTP_SECRET) -> None:
+    """An authenticator app for `user`, stored as Strongroom stores it (sealed), without the
+    audit entry that enrolling through the page records."""
+    from allauth.mfa.models import Authenticator
+
+    from strongroom.identity.mfa import seal_totp_secret
+
+    Authenticator.objects.create(
+        user=user, type=Authenticator.Type.TOTP, data={"secret": seal_totp_secret(user, secret)}
+    )
+
+
+def give_security_key(
+    user: User, key: SoftKey | None = None, *, name: str = "Blue key", passwordless: bool = True
+) -> SoftKey:
+    """A security key (a passkey unless `passwordless=False`) registered for `user`, as if added
+    on their security page; returns the software key that answers for it."""
+    from allauth.account.utils import user_pk_to_url_str
+    from allauth.mfa.models import Authenticator
+
+    key = key or SoftKey()
+    handle = user_pk_to_url_str(user).encode()  # what allauth puts in the credential (base 36)
+    credential = key.register(b"registered-in-a-fixture", user_handle=handle, resident=passwordless)
+    Authenticator.objects.create(
+        user=user, type=Authenticator.Type.WEBAUTHN, data={"name": name, "credential": credential}
+    )
+    return key
+
+
+def totp_code(user: User | None = None, *, secret: str = TOTP_SECRET, step: int | None = None) -> str:
+    """The code the person's app shows, for a time step not yet used by them: each code is
+    accepted once, so a test that signs in twice gets the next step (one ahead of the clock,
+    which the tolerance accepts), and waits for the clock only past that."""
+    import time
+
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    from strongroom.identity.models import TotpCounter
+
+    if step is None:
+        now = int(time.time()) // 30
+        last = TotpCounter.objects.filter(user=user).values_list("last_counter", flat=True).first() if user else None
+        step = now if last is None else max(now, last + 1)
+        if step > now + 1:
+            time.sleep((step - 1) * 30 - time.time() + 0.5)
+    return format_hotp_value(hotp_value(secret, step))
+
+
+def sign_in_with_code(client: Client, user: User, password: str = PASSWORD) -> object:
+    """Sign in through the real forms: password, then the authenticator app's code."""
+    response = client.post("/accounts/login/", {"login": user.email, "password": password})
+    assert response.status_code == 302 and response["Location"] == "/accounts/2fa/authenticate/", response
+    return client.post("/accounts/2fa/authenticate/", {"code": totp_code(user)})
 
 
 @pytest.fixture

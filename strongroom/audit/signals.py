@@ -25,7 +25,17 @@ def account_digest(address: str) -> str:
 def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     # The entry names the person explicitly; the request's context (set before sign-in, as
     # anonymous) is left alone, because this signal also fires outside any request.
-    record("auth.signin.succeeded", actor=user, target=user, details={"method": "password"})
+    record("auth.signin.succeeded", actor=user, target=user, details={"method": _signin_method(request)})
+
+
+def _signin_method(request: Any) -> str:
+    """ "passkey" when django-allauth recorded a passwordless WebAuthn sign-in in this session,
+    else "password" (followed, for a person with a second factor, by auth.mfa.used)."""
+    session = getattr(request, "session", None)
+    records = session.get("account_authentication_methods", []) if session is not None else []
+    if any(isinstance(r, dict) and r.get("method") == "mfa" and r.get("passwordless") for r in records):
+        return "passkey"
+    return "password"
 
 
 def _signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

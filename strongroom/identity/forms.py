@@ -1,4 +1,4 @@
-"""Forms for people and API tokens."""
+"""Forms for people, API tokens and the MFA policy."""
 
 from typing import Any
 
@@ -42,3 +42,20 @@ class TokenForm(forms.Form):
     def __init__(self, *args: Any, inbox_choices: list[tuple[str, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
         super().__init__(*args, **kwargs)
         self.fields["inboxes"].choices = inbox_choices
+
+
+class MfaPolicyForm(forms.Form):
+    applies_to = forms.ChoiceField(
+        choices=[("everyone", "Everyone"), ("roles", "People with one of these roles")],
+        widget=forms.RadioSelect,
+    )
+    global_roles = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, choices=ROLE_CHOICES, label="Global roles"
+    )
+    inbox_roles = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Roles in any inbox"
+    )
+
+    def __init__(self, *args: Any, inbox_roles: list[str] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["inbox_roles"].choices = [(role, role.capitalize()) for role in inbox_roles]

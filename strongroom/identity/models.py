@@ -133,3 +133,50 @@ class UserSession(models.Model):
     @property
     def audit_ref(self) -> tuple[str, str]:
         return ("session", str(self.public_id))
+
+
+class MfaPolicy(models.Model):
+    """Who must sign in with a second factor (AUTH-2): one row, id 1; no row means everyone.
+
+    `global_roles` and `inbox_roles` name roles (permissions.GLOBAL_ROLES, and the roles a
+    person holds in any inbox); they are read only when `applies_to` is ROLES.
+    """
+
+    class AppliesTo(models.TextChoices):
+        EVERYONE = "everyone"
+        ROLES = "roles"
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    applies_to = models.CharField(max_length=16, choices=AppliesTo.choices, default=AppliesTo.EVERYONE)
+    global_roles = models.JSONField(default=list, blank=True)
+    inbox_roles = models.JSONField(default=list, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="identity_mfapolicy_singleton")]
+
+
+class TotpCounter(models.Model):
+    """The time step of the last TOTP code accepted from a person (RFC 6238 §5.2).
+
+    A code is accepted only by moving `last_counter` forward with a conditional UPDATE, so a
+    code seen once (or an older one) is refused in every process and on every database.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="totp_counter")
+    last_counter = models.BigIntegerField()
+
+
+class RecoveryCode(models.Model):
+    """A single-use recovery code, stored only as a keyed digest (crypto.keyed_digest under a
+    key derived from the key file, which never is in the database)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    digest = models.BinaryField(max_length=32, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "used_at"], name="identity_recovery_user")]

@@ -42,12 +42,11 @@ PROJECT_BLOCKLIST = Path(__file__).resolve().parent / "data" / "blocklist.txt"
 
 
 def has_second_factor(user: AbstractBaseUser) -> bool:
-    """Whether `user` signs in with a second factor, which lowers the minimum length to 8.
+    """Whether `user` signs in with a second factor (an authenticator app, a security key or a
+    passkey), which lowers the minimum length to 8. A person not yet saved has none."""
+    from strongroom.identity.mfa import has_second_factor as has_factor
 
-    Multi-factor sign-in (AUTH-2) does not exist yet, so nobody has one. This is the one
-    place to ask allauth.mfa once it does.
-    """
-    return False
+    return has_factor(user)
 
 
 def fold(text: str) -> str:

@@ -1,7 +1,9 @@
 """Recent authentication for sensitive operations (roles, memberships, security settings,
-tokens, exports, keys): the person must have typed their password within the last
-STRONGROOM_REAUTH_MINUTES (default 10). Otherwise they are asked for it again on
-/accounts/reauthenticate/ and come back to where they were.
+tokens, exports, keys): the person must have typed their password (or passed their second
+factor) within the last STRONGROOM_REAUTH_MINUTES (default 10). Otherwise they are asked for
+it again on /accounts/reauthenticate/ and come back to where they were. A person with a
+second factor may use it there instead of the password (allauth's MFA step-up pages, which
+end in `confirm_step_up`).
 
 A stolen session cookie alone then cannot create tokens, add members, export the audit log
 or offboard anyone. Step-up gives the session a new id (session fixation), and five wrong
@@ -41,6 +43,16 @@ def mark_authenticated(request: HttpRequest) -> None:
     """The person just proved who they are (sign-in or step-up)."""
     request.session[AUTHENTICATED_AT] = time.time()
     request.session.pop(FAILURES, None)
+
+
+def confirm_step_up(request: HttpRequest, user: Any, *, method: str) -> None:
+    """The signed-in person proved who they are again (`method`: password, totp, webauthn,
+    recovery_code): a new session id (session fixation), a fresh window, one entry."""
+    old_key = request.session.session_key
+    request.session.cycle_key()
+    UserSession.objects.filter(session_key=old_key).update(session_key=request.session.session_key)
+    mark_authenticated(request)
+    audit.record("auth.reauthenticated", actor=user, details={"method": method})
 
 
 def is_recent(request: HttpRequest) -> bool:
@@ -90,15 +102,16 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         user = request.user
         if user.check_password(request.POST.get("password", "")):  # type: ignore[union-attr]
-            old_key = request.session.session_key
-            request.session.cycle_key()  # a new id at step-up
-            UserSession.objects.filter(session_key=old_key).update(session_key=request.session.session_key)
-            mark_authenticated(request)
-            audit.record("auth.reauthenticated", actor=user)
+            confirm_step_up(request, user, method="password")
             return redirect(next_url)
         failures = int(request.session.get(FAILURES, 0)) + 1
         request.session[FAILURES] = failures
-        audit.record("auth.reauthenticated", actor=user, outcome=Outcome.FAILED, details={"failures": failures})
+        audit.record(
+            "auth.reauthenticated",
+            actor=user,
+            outcome=Outcome.FAILED,
+            details={"failures": failures, "method": "password"},
+        )
         if failures >= MAX_FAILURES:
             logout(request)
             return redirect("account_login")
@@ -106,6 +119,22 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "account/reauthenticate.html",
-        {"next": next_url, "error": error, "minutes": settings.REAUTH_MINUTES},
+        {
+            "next": next_url,
+            "error": error,
+            "minutes": settings.REAUTH_MINUTES,
+            "alternatives": _second_factor_pages(request, next_url),
+        },
         status=400 if error else 200,
     )
+
+
+def _second_factor_pages(request: HttpRequest, next_url: str) -> list[dict[str, str]]:
+    """allauth's step-up pages for the second factors this person has, coming back to `next`."""
+    from allauth.account.adapter import get_adapter
+
+    return [
+        {"description": method["description"], "url": method["url"] + "?" + urlencode({"next": next_url})}
+        for method in get_adapter(request).get_reauthentication_methods(request.user)
+        if method["id"] != "reauthenticate"
+    ]

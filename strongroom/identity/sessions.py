@@ -18,6 +18,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.models import Session
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -25,6 +26,13 @@ from strongroom import audit
 from strongroom.errors import NotAllowed
 from strongroom.identity.models import User, UserSession
 from strongroom.identity.permissions import Perm, has_global_perm
+
+
+def _second_factors() -> Any:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(type__in=(Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN))
+
 
 # last_seen_at is written at most this often (a write per request would be waste).
 TOUCH_EVERY = timedelta(seconds=60)
@@ -140,7 +148,13 @@ class SessionGuardMiddleware:
         key = request.session.session_key
         if not key:
             return self.get_response(request)
-        session = UserSession.objects.filter(session_key=key).first()
+        # Whether the person has a second factor comes along (MfaEnrolmentMiddleware reads it),
+        # so that the enrolment check costs no query of its own.
+        session = (
+            UserSession.objects.filter(session_key=key)
+            .annotate(user_has_second_factor=Exists(_second_factors().filter(user_id=OuterRef("user_id"))))
+            .first()
+        )
         if session is None:
             # Signed in before sessions were recorded (or by a test's force_login).
             session = start_session(request, user)

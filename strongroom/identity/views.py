@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from strongroom import audit
 from strongroom.errors import Conflict, Invalid
-from strongroom.identity import actions, sessions
+from strongroom.identity import actions, mfa, sessions
 from strongroom.identity.forms import ROLE_CHOICES, PersonForm, RoleForm, TokenForm
 from strongroom.identity.models import ApiToken, User, UserSession
 from strongroom.identity.permissions import Perm, has_global_perm
@@ -44,6 +44,9 @@ def people(request: HttpRequest) -> HttpResponse:
             created = (person, password)
             form = PersonForm()
     everyone = list(User.objects.order_by("email"))
+    factors = mfa.factor_summary([person.pk for person in everyone])
+    for person in everyone:
+        person.factor_summary = factors.get(person.pk, "")  # type: ignore[attr-defined]
     audit.record("people.viewed", details={"count": len(everyone)})
     return render(
         request,

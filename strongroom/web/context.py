@@ -19,6 +19,7 @@ def shell(request: HttpRequest) -> dict[str, Any]:
         context["can_manage_users"] = has_global_perm(user, Perm.MANAGE_USERS)
         context["can_manage_roles"] = has_global_perm(user, Perm.MANAGE_ROLES)
         context["can_read_audit"] = has_global_perm(user, Perm.READ_AUDIT)
+        context["can_manage_security"] = has_global_perm(user, Perm.MANAGE_SECURITY)
         if context["can_read_audit"]:
             context["open_alert_count"] = SimpleLazyObject(_open_alert_count)
     return context

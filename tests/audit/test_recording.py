@@ -13,18 +13,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from allauth.mfa.models import Authenticator
 from django.test import Client
 from django.utils import timezone
 
 from strongroom.api.router import api
 from strongroom.audit.alerts import raise_alert
 from strongroom.audit.models import AuditEntry
+from strongroom.identity import recovery_codes
 from strongroom.identity.actions import create_api_token
 from strongroom.identity.models import User, UserSession
 from strongroom.inboxes import actions, grants, reviews, roles, teams
 from strongroom.inboxes.ingest import ingest_raw
 from strongroom.inboxes.models import AccessGrant, AccessReview, Attachment, Inbox, Message, OutboxItem
-from tests.conftest import PASSWORD, client_for, make_mail
+from tests.conftest import PASSWORD, client_for, give_security_key, make_mail, totp_code
+from tests.softkey import SoftKey
 from tests.web.test_url_access import PUBLIC_ROUTES, ROUTES, sample_path
 
 # Pages that show nothing from the log's point of view: what they show is recorded elsewhere.
@@ -33,6 +36,11 @@ NOT_RECORDED = {
     ("GET", "accounts/password/change/"): "an empty form; the change itself records auth.password.changed",
     ("GET", "settings/inboxes/new"): "an empty form; creating the inbox records inbox.created",
     ("GET", "accounts/reauthenticate/"): "an empty form; confirming records auth.reauthenticated",
+    ("GET", "accounts/2fa/reauthenticate/"): "an empty form; confirming records auth.mfa.used",
+    ("GET", "accounts/2fa/webauthn/reauthenticate/"): "an empty form; confirming records auth.mfa.used",
+    ("GET", "settings/security/"): "shows the policy; changing it records security.policy.changed",
+    ("GET", "settings/mfa/app/"): "an empty form (a new secret to scan); turning the app on records auth.mfa.enrolled",
+    ("GET", "settings/mfa/keys/add"): "an empty form; adding the key records auth.mfa.enrolled",
 }
 
 
@@ -48,7 +56,12 @@ class World:
 @pytest.fixture
 def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> World:
     inbox = make_inbox("help@a.example", "Help A", smtp_url="smtp+starttls://relay@127.0.0.1:2525")
-    admin = make_user("boss@staff.example", admin=True, name="Bea Boss")
+    # The admin's second factors are two security keys (no app), so that the walk can both
+    # remove one and try to turn an authenticator app on.
+    admin = make_user("boss@staff.example", admin=True, name="Bea Boss", mfa=False)
+    walk_key = give_security_key(admin, name="walk-key")
+    give_security_key(admin, name="spare-key")
+    recovery_codes.generate_recovery_codes(admin, actor=admin)
     agent = make_user("agent@staff.example", name="Alex Agent")
     make_user("newbie@staff.example", name="New Bie")
     actions.add_member(actor=None, inbox=inbox, user=admin, role="owner")
@@ -90,6 +103,7 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
         "grant_id": str(grant.public_id),
         "review_id": str(review.public_id),
         "review_item_id": str(item.public_id),
+        "key_id": walk_key.id,
     }
     return World(admin, agent, inbox, ids, issued.secret)
 
@@ -143,6 +157,14 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
         "access/grants/<str:grant_id>/revoke": {},
         "access/reviews/": {"name": "Q4", "deadline": "2099-01-01T12:00", "undecided_outcome": "revoke"},
         "access/reviews/<str:review_id>/": {"item": world.ids["review_item_id"], "decision": "keep"},
+        "accounts/2fa/reauthenticate/": {"code": "000000"},
+        "accounts/2fa/webauthn/reauthenticate/": {"credential": '{"id": "not a credential"}'},
+        "settings/people/<str:user_id>/mfa-reset": {},
+        "settings/security/": {"applies_to": "roles", "global_roles": ["admin"], "inbox_roles": ["owner"]},
+        "settings/mfa/app/": {"code": "000000"},
+        "settings/mfa/keys/add": {"name": "Blue key", "credential": "{}"},
+        "settings/mfa/factors/<str:key_id>/remove": {},
+        "settings/mfa/recovery-codes": {},
     }
 
 
@@ -289,19 +311,34 @@ def test_api_with_a_bad_token_is_recorded(world):
 
 def test_sign_in_success_failure_and_sign_out_are_recorded(world):
     client = Client(HTTP_USER_AGENT="Firefox/999", REMOTE_ADDR="198.51.100.4")
+    before = _count()
 
-    client.post("/accounts/login/", {"login": "boss@staff.example", "password": "wrong password entirely"})
-    client.post("/accounts/login/", {"login": "boss@staff.example", "password": PASSWORD})
+    client.post("/accounts/login/", {"login": "agent@staff.example", "password": "wrong password entirely"})
+    client.post("/accounts/login/", {"login": "agent@staff.example", "password": PASSWORD})
+    client.post("/accounts/2fa/authenticate/", {"code": "000000"})
+    client.post("/accounts/2fa/authenticate/", {"code": totp_code(world.agent)})
     client.post("/accounts/logout/")
 
-    entries = list(AuditEntry.objects.filter(code__startswith="auth.").order_by("seq"))
-    assert [e.code for e in entries] == ["auth.signin.failed", "auth.signin.succeeded", "auth.signout"]
-    failed, succeeded, _ = entries
+    entries = list(AuditEntry.objects.filter(code__startswith="auth.", seq__gte=before).order_by("seq"))
+    assert [e.code for e in entries] == [
+        "auth.signin.failed",
+        "auth.mfa.failed",
+        "auth.mfa.used",
+        "auth.signin.succeeded",
+        "auth.signout",
+    ]
+    failed, wrong_code, code, succeeded, _ = entries
     assert failed.outcome == "failed" and failed.actor_kind == "anonymous"
-    assert failed.target_id == str(world.admin.public_id)
-    assert "boss@staff.example" not in failed.details and PASSWORD not in failed.details
+    assert failed.target_id == str(world.agent.public_id)
+    assert "agent@staff.example" not in failed.details and PASSWORD not in failed.details
+    assert (wrong_code.outcome, wrong_code.actor_id, wrong_code.details_dict()["type"]) == (
+        "failed",
+        str(world.agent.public_id),
+        "totp",
+    )
+    assert code.details_dict() == {"type": "totp", "reauthenticated": False, "passwordless": False}
     assert (succeeded.actor_id, succeeded.ip, succeeded.user_agent) == (
-        str(world.admin.public_id),
+        str(world.agent.public_id),
         "198.51.100.4",
         "Firefox/999",
     )
@@ -390,11 +427,31 @@ NOT_ACTIONS = {
     "strongroom.inboxes.teams": set(),
     "strongroom.inboxes.grants": {"grantable_roles", "approvers_of", "may_decide"},
     "strongroom.inboxes.reviews": {"may_decide", "items_for", "open_reviews"},
+    # accept_totp_step/accept_totp_code move the replay counter of a sign-in step, which
+    # records its own auth.mfa.used or auth.mfa.failed (identity/mfa_forms.py).
+    "strongroom.identity.mfa": {
+        "current_policy",
+        "inbox_role_choices",
+        "is_mfa_required",
+        "has_second_factor",
+        "factors_of",
+        "factor_summary",
+        "key_id_of",
+        "find_factor",
+        "seal_totp_secret",
+        "open_sealed_totp_secret",
+        "open_totp_secret",
+        "matching_totp_step",
+        "accept_totp_step",
+        "accept_totp_code",
+    },
+    "strongroom.identity.recovery_codes": {"normalise", "looks_like_recovery_code", "remaining_recovery_codes"},
 }
 
 
 def _action_calls(world: World) -> dict[str, Callable[[], object]]:
     from strongroom.identity import actions as identity_actions
+    from strongroom.identity import mfa
 
     conversation = Message.objects.get(public_id=world.ids["message_id"]).conversation
     reply = OutboxItem.objects.select_related("inbox", "message").get(message__public_id=world.ids["reply_message_id"])
@@ -416,6 +473,8 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
     item = review.items.get(user=world.agent)
     to_close = reviews.start_review(actor=None, name="To close", deadline=timezone.now() + timedelta(days=1))
     actions.add_member(actor=None, inbox=world.inbox, user=leaver, role="agent")
+    spare_key = Authenticator.objects.get(user=world.admin, data__name="spare-key")
+    codes = recovery_codes.generate_recovery_codes(leaver, actor=leaver)
     return {
         "create_inbox": lambda: actions.create_inbox(
             actor=world.admin, name="Sales", address="sales@a.example", mail=actions.MailSettings()
@@ -477,6 +536,18 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
         "decide": lambda: reviews.decide(item, actor=world.admin, decision="keep"),
         "close_review": lambda: reviews.close_review(to_close, actor=world.admin),
         "close_due_reviews": lambda: reviews.close_due_reviews(),
+        "set_mfa_policy": lambda: mfa.set_mfa_policy(actor=world.admin, everyone=False, global_roles=["admin"]),
+        "activate_totp": lambda: mfa.activate_totp(world.admin, secret="JBSWY3DPEHPK3PXP", step=1, actor=world.admin),
+        "add_security_key": lambda: mfa.add_security_key(
+            world.admin,
+            name="Green key",
+            credential=SoftKey().register(b"challenge", user_handle=b"admin"),
+            actor=world.admin,
+        ),
+        "remove_factor": lambda: mfa.remove_factor(spare_key, actor=world.admin),
+        "reset_mfa": lambda: mfa.reset_mfa(world.agent, actor=world.admin),
+        "generate_recovery_codes": lambda: recovery_codes.generate_recovery_codes(world.admin, actor=world.admin),
+        "use_recovery_code": lambda: recovery_codes.use_recovery_code(leaver, codes[0]),
     }
 
 

@@ -63,14 +63,25 @@ def page(chromium, request) -> Iterator[object]:
     context.close()
 
 
+def sign_in_as(page, base_url: str, email: str, password: str) -> None:
+    """Sign in through the real pages: the password, then the authenticator app's code."""
+    from strongroom.identity.models import User
+    from tests.conftest import totp_code
+
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_login", email)
+    page.fill("#id_password", password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{base_url}/accounts/2fa/authenticate/")
+    page.fill("#id_code", totp_code(User.objects.get(email=email)))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{base_url}/conversations/**")
+
+
 @pytest.fixture
 def sign_in(live_server, page):
     def go(email: str, password: str) -> None:
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_login", email)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/conversations/**")
+        sign_in_as(page, live_server.url, email, password)
 
     return go
 

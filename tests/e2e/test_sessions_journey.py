@@ -8,16 +8,13 @@ import pytest
 
 from strongroom.inboxes import actions
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import sign_in_as
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def _sign_in(page, live_server, email):
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_login", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/conversations/**")
+    sign_in_as(page, live_server.url, email, PASSWORD)
 
 
 def test_a_person_signs_out_their_other_browser_and_an_admin_offboards_them(

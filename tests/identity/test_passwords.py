@@ -55,11 +55,6 @@ def sha1(password: str) -> str:
     return hashlib.sha1(password.encode(), usedforsecurity=False).hexdigest().upper()
 
 
-@pytest.fixture
-def with_second_factor(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "has_second_factor", lambda user: True)
-
-
 # --- length ----------------------------------------------------------------------------------
 
 
@@ -71,30 +66,55 @@ def test_fourteen_characters_are_too_short_without_a_second_factor():
     assert refusals("kettle orbit f") == ["password_too_short"]
 
 
-def test_nobody_has_a_second_factor_yet(make_user):
-    user = make_user("dana@staff.example")
+def test_a_person_without_a_second_factor_needs_fifteen_characters(make_user):
+    user = make_user("dana@staff.example", mfa=False)
 
     assert passwords.has_second_factor(user) is False
     assert refusals("kettle orb", user) == ["password_too_short"]
+    assert refusals("kettle orbit fj", user) == []
 
 
-def test_eight_characters_are_enough_with_a_second_factor(with_second_factor, make_user):
+def test_eight_to_fourteen_characters_are_enough_with_an_authenticator_app(make_user):
     user = make_user("dana@staff.example")
+
+    assert passwords.has_second_factor(user) is True
+    assert refusals("kettle o", user) == []
+    assert refusals("kettle orbit f", user) == []
+
+
+def test_a_security_key_alone_is_a_second_factor(make_user):
+    from allauth.mfa.models import Authenticator
+
+    user = make_user("dana@staff.example", mfa=False)
+    Authenticator.objects.create(user=user, type=Authenticator.Type.WEBAUTHN, data={"name": "Key", "credential": {}})
 
     assert refusals("kettle o", user) == []
 
 
-def test_seven_characters_are_too_short_with_a_second_factor(with_second_factor, make_user):
+def test_recovery_codes_alone_are_no_second_factor(make_user):
+    from strongroom.identity.recovery_codes import generate_recovery_codes
+
+    user = make_user("dana@staff.example", mfa=False)
+    generate_recovery_codes(user, actor=user)
+
+    assert refusals("kettle orb", user) == ["password_too_short"]
+
+
+def test_seven_characters_are_too_short_with_a_second_factor(make_user):
     user = make_user("dana@staff.example")
 
     assert refusals("kettle ", user) == ["password_too_short"]
 
 
-def test_a_form_without_a_person_asks_for_fifteen_characters(with_second_factor):
+def test_a_form_without_a_person_asks_for_fifteen_characters():
     assert refusals("kettle orbit f", None) == ["password_too_short"]
 
 
-def test_too_short_message_names_the_minimum(with_second_factor, make_user):
+def test_a_person_not_yet_saved_asks_for_fifteen_characters():
+    assert refusals("kettle orbit f", User(email="new@staff.example")) == ["password_too_short"]
+
+
+def test_too_short_message_names_the_minimum(make_user):
     user = make_user("dana@staff.example")
 
     assert messages("kettle", user, LengthValidator()) == ["This password is too short: use at least 8 characters."]

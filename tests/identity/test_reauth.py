@@ -7,12 +7,12 @@ from django.test import Client
 from strongroom.audit.models import AuditEntry
 from strongroom.identity.models import ApiToken, UserSession
 from strongroom.identity.reauth import AUTHENTICATED_AT
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, sign_in_with_code
 
 
 def _signed_in_long_ago(user, minutes=11):
     client = Client()
-    assert client.post("/accounts/login/", {"login": user.email, "password": PASSWORD}).status_code == 302
+    assert sign_in_with_code(client, user).status_code == 302
     session = client.session
     session[AUTHENTICATED_AT] = time.time() - minutes * 60
     session.save()

@@ -12,12 +12,12 @@ from strongroom.identity import actions as identity_actions
 from strongroom.identity.models import ApiToken, UserSession
 from strongroom.inboxes import actions
 from strongroom.inboxes.models import Conversation, Membership
-from tests.conftest import PASSWORD
+from tests.conftest import sign_in_with_code
 
 
 def _signed_in(user, agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", ip="198.51.100.7"):
     client = Client(HTTP_USER_AGENT=agent, REMOTE_ADDR=ip)
-    response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    response = sign_in_with_code(client, user)
     assert response.status_code == 302
     return client
 
@@ -182,7 +182,7 @@ def test_sign_in_gives_a_new_session_id_so_a_planted_one_is_useless(agent, setti
     client = Client()
     client.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
 
-    client.post("/accounts/login/", {"login": agent.email, "password": PASSWORD})
+    sign_in_with_code(client, agent)
 
     assert client.cookies[settings.SESSION_COOKIE_NAME].value != planted.session_key
     assert UserSession.objects.get(user=agent).session_key != planted.session_key

@@ -19,7 +19,14 @@ from tests.conftest import client_for
 
 API_PREFIX = "api/v1/"
 LOGIN_URL = "/accounts/login/"
-EXPECTED_PUBLIC_ROUTES = {"healthz", "accounts/login/", "accounts/logout/"}
+# The second step of signing in and the passkey sign-in are reached before anyone is signed in.
+EXPECTED_PUBLIC_ROUTES = {
+    "healthz",
+    "accounts/login/",
+    "accounts/logout/",
+    "accounts/2fa/authenticate/",
+    "accounts/2fa/webauthn/login/",
+}
 
 
 def walk(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -> list[tuple[str, URLPattern]]:
