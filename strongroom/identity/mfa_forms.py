@@ -29,9 +29,10 @@ from strongroom.identity import mfa, recovery_codes
 
 
 def record_failure(user: Any, *, kind: str, reauthenticated: bool, reason: str = "code") -> None:
+    """Record a refused second factor: `user` is None for a passkey nobody could be told from."""
     audit.record(
         "auth.mfa.failed",
-        actor=user if user is not None else None,
+        actor=user,
         target=user,
         outcome=Outcome.FAILED,
         details={"type": kind, "reauthenticated": reauthenticated, "reason": reason},

@@ -444,6 +444,8 @@ NOT_ACTIONS = {
         "matching_totp_step",
         "accept_totp_step",
         "accept_totp_code",
+        "pending_totp_secret",  # the session's copy while the activation page is open
+        "forget_pending_totp_secret",
     },
     "strongroom.identity.recovery_codes": {"normalise", "looks_like_recovery_code", "remaining_recovery_codes"},
 }
