@@ -30,7 +30,7 @@ from strongroom import audit, crypto
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity import recovery_codes
 from strongroom.identity.models import MfaPolicy, RecoveryCode, TotpCounter, User
-from strongroom.identity.permissions import GLOBAL_ROLES, INBOX_ROLES, Perm, global_role_of, has_global_perm
+from strongroom.identity.permissions import GLOBAL_ROLES, Perm, global_role_of, has_global_perm
 
 FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
 TOTP_PURPOSE = "mfa-totp-secret"
@@ -56,8 +56,10 @@ def current_policy() -> Policy:
 
 
 def inbox_role_choices() -> list[str]:
-    """The inbox roles the policy can name (the built-in ones)."""
-    return list(INBOX_ROLES)
+    """The inbox roles the policy can name: the built-in ones and the custom ones."""
+    from strongroom.inboxes.roles import role_choices  # the inboxes app builds on identity
+
+    return [name for name, _label in role_choices()]
 
 
 def is_mfa_required(user: User) -> bool:

@@ -669,6 +669,21 @@ def test_inbox_roles_are_asked_of_the_inboxes_app(make_user, admin, inbox_a):
     assert client_for(person).get("/conversations/")["Location"] == "/settings/mfa/"
 
 
+def test_a_custom_role_held_through_a_team_can_require_mfa(make_user, admin, inbox_a):
+    from strongroom.inboxes import roles, teams
+
+    roles.create_role(actor=None, name="Billing reader", perms=["conversation.view"])
+    mfa.set_mfa_policy(actor=admin, everyone=False, inbox_roles=["billing-reader"])
+    person = make_user("person@staff.example", mfa=False)
+    team = teams.create_team(actor=None, name="Billing")
+    actions.add_member(actor=None, inbox=inbox_a, team=team, role="billing-reader")
+    assert client_for(person).get("/conversations/").status_code == 200
+
+    teams.add_to_team(team, person, actor=None)
+
+    assert client_for(person).get("/conversations/")["Location"] == "/settings/mfa/"
+
+
 def test_policy_page_changes_the_policy_with_a_recent_password_and_records_it(admin):
     client = client_for(admin)
 
