@@ -9,6 +9,7 @@ import pytest
 from strongroom.inboxes import actions
 from strongroom.inboxes.models import Membership
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import sign_in_as
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -19,11 +20,7 @@ def _browser(chromium, live_server, email):
     page.set_default_timeout(15_000)
     page.problems = []
     page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_login", email)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/conversations/**")
+    sign_in_as(page, live_server.url, email, PASSWORD)
     return context, page
 
 
