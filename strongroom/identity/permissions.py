@@ -113,8 +113,10 @@ def has_global_perm(user: User, perm: Perm) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     scope = token_scope_of(user)
-    if scope is not None and scope.perms is not None and perm not in scope.perms:
-        return False  # a token scoped to some permissions never carries a global one it does not name
+    if scope is not None and (scope.inboxes is not None or (scope.perms is not None and perm not in scope.perms)):
+        # A token narrowed to some inboxes never carries a global permission; one narrowed to
+        # some permissions only those it names. Only an unscoped token acts as its person.
+        return False
     return perm in GLOBAL_ROLES[global_role_of(user)]
 
 

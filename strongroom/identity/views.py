@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.apps import apps
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -195,11 +194,12 @@ def person_offboard(request: HttpRequest, user_id: str) -> HttpResponse:
 
 
 def _my_inboxes(user: User) -> list[tuple[str, str]]:
-    """(public id, name) of the inboxes the person is a member of, for scoping a token. Read
-    through the app registry: identity does not import the inboxes app."""
-    membership = apps.get_model("inboxes", "Membership")
-    rows = membership.objects.filter(user=user).select_related("inbox").order_by("inbox__name")
-    return [(str(m.inbox.public_id), m.inbox.name) for m in rows]
+    """(public id, name) of the inboxes the person holds a role in (their own membership, a
+    team's or a grant), for scoping a token. Imported late: identity does not depend on the
+    inboxes app at load time."""
+    from strongroom.inboxes.access import inboxes_with_any_role
+
+    return [(str(i.public_id), i.name) for i in inboxes_with_any_role(user).order_by("name")]
 
 
 def _limits() -> dict[str, int]:

@@ -40,6 +40,7 @@ from strongroom.inboxes.models import (
     Inbox,
     Membership,
     Message,
+    Tag,
     TeamMember,
 )
 
@@ -50,18 +51,49 @@ MEMO = "_strongroom_access"
 MAP_MEMO = "_strongroom_access_map"
 
 
+# Permissions about the whole inbox rather than some of its conversations: they come only from
+# a source that is not limited to the person's own conversations.
+INBOX_WIDE = frozenset({Perm.MANAGE_INBOX, Perm.APPROVE_ACCESS, Perm.READ_INBOX_AUDIT})
+# What a break-glass grant never carries, whatever its role says now (roles can change).
+NOT_GRANTABLE = frozenset({Perm.MANAGE_INBOX, Perm.APPROVE_ACCESS})
+
+
 @dataclass(frozen=True)
 class InboxAccess:
-    """What a person may do in one inbox, from all their sources together."""
+    """What a person may do in one inbox, from all their sources together.
 
-    perms: frozenset[Perm] = frozenset()
-    held: frozenset[Perm] = frozenset()  # before an API token's narrowing (for the error message)
-    assigned_only: bool = False  # sees only conversations assigned to them
+    `full` holds on every conversation of the inbox; `own` only on the conversations assigned
+    to the person (from memberships marked "only conversations assigned to me"). Both are
+    narrowed by the request's API token; `held_*` are before that narrowing (to tell "your
+    token does not allow" from "your role does not allow")."""
+
+    full: frozenset[Perm] = frozenset()
+    own: frozenset[Perm] = frozenset()
+    held_full: frozenset[Perm] = frozenset()
+    held_own: frozenset[Perm] = frozenset()
+    has_own_only_source: bool = False
     roles: tuple[str, ...] = ()
 
     @property
     def is_member(self) -> bool:
         return bool(self.roles)
+
+    @property
+    def perms(self) -> frozenset[Perm]:
+        """What the person may do somewhere in the inbox (on at least their own conversations)."""
+        return self.full | (self.own - INBOX_WIDE)
+
+    @property
+    def held(self) -> frozenset[Perm]:
+        return self.held_full | (self.held_own - INBOX_WIDE)
+
+    @property
+    def assigned_only(self) -> bool:
+        """Sees only the conversations assigned to them (no source shows them all)."""
+        return Perm.VIEW not in self.full
+
+    def on_conversation(self, is_theirs: bool) -> frozenset[Perm]:
+        return self.full | (self.own - INBOX_WIDE) if is_theirs else self.full
 
 
 NO_ACCESS = InboxAccess()
@@ -71,9 +103,9 @@ def _is_active(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def _sources(user: User, inbox_ids: list[int] | None = None) -> list[tuple[int, str, bool]]:
-    """(inbox id, role, assigned only) for every role the person holds: own memberships, their
-    teams' memberships, and grants approved and not expired."""
+def _sources(user: User, inbox_ids: list[int] | None = None) -> list[tuple[int, str, bool, bool]]:
+    """(inbox id, role, assigned only, is a grant) for every role the person holds: own
+    memberships, their teams' memberships, and grants approved and not expired."""
     memberships = Membership.objects.filter(
         Q(user=user) | Q(team_id__in=TeamMember.objects.filter(user=user).values("team_id"))
     )
@@ -81,25 +113,34 @@ def _sources(user: User, inbox_ids: list[int] | None = None) -> list[tuple[int, 
     if inbox_ids is not None:
         memberships = memberships.filter(inbox_id__in=inbox_ids)
         grants = grants.filter(inbox_id__in=inbox_ids)
-    rows = [(i, r, a) for i, r, a in memberships.values_list("inbox_id", "role", "assigned_only")]
-    return rows + [(i, r, False) for i, r in grants.values_list("inbox_id", "role")]
+    rows = [(i, r, a, False) for i, r, a in memberships.values_list("inbox_id", "role", "assigned_only")]
+    return rows + [(i, r, False, True) for i, r in grants.values_list("inbox_id", "role")]
 
 
-def _combine(user: User, rows: list[tuple[int, str, bool]]) -> dict[int, InboxAccess]:
-    custom = roles.custom_roles() if any(r not in roles.INBOX_ROLES for _, r, _ in rows) else {}
-    by_inbox: dict[int, list[tuple[str, bool]]] = {}
-    for inbox_id, role, assigned_only in rows:
-        by_inbox.setdefault(inbox_id, []).append((role, assigned_only))
+def _combine(user: User, rows: list[tuple[int, str, bool, bool]]) -> dict[int, InboxAccess]:
+    """Rows of (inbox, role, assigned only, is a grant) into each inbox's access."""
+    custom = roles.custom_roles() if any(r not in roles.INBOX_ROLES for _, r, _, _ in rows) else {}
+    by_inbox: dict[int, list[tuple[str, bool, bool]]] = {}
+    for inbox_id, role, assigned_only, is_grant in rows:
+        by_inbox.setdefault(inbox_id, []).append((role, assigned_only, is_grant))
     scope = token_scope_of(user)
     result = {}
     for inbox_id, held_roles in by_inbox.items():
-        held = frozenset().union(*(roles.perms_of(r, custom) for r, _ in held_roles))
-        unrestricted = any(Perm.VIEW in roles.perms_of(r, custom) and not a for r, a in held_roles)
+        full: frozenset[Perm] = frozenset()
+        own: frozenset[Perm] = frozenset()
+        for role, assigned_only, is_grant in held_roles:
+            perms = roles.perms_of(role, custom) - (NOT_GRANTABLE if is_grant else frozenset())
+            if assigned_only:
+                own |= perms
+            else:
+                full |= perms
         result[inbox_id] = InboxAccess(
-            perms=scope.narrow(held) if scope is not None else held,
-            held=held,
-            assigned_only=not unrestricted,
-            roles=tuple(sorted({r for r, _ in held_roles})),
+            full=scope.narrow(full) if scope is not None else full,
+            own=scope.narrow(own) if scope is not None else own,
+            held_full=full,
+            held_own=own,
+            has_own_only_source=any(a for _, a, _ in held_roles),
+            roles=tuple(sorted({r for r, _, _ in held_roles})),
         )
     return result
 
@@ -138,7 +179,7 @@ def inbox_roles_of(user: User) -> set[str]:
     """Every inbox role this person holds, in any inbox (for policies such as "MFA for owners")."""
     if not _is_active(user):
         return set()
-    return {role for _, role, _ in _sources(user)}
+    return {role for _, role, _, _ in _sources(user)}
 
 
 def forget_roles(user: User) -> None:
@@ -160,6 +201,19 @@ def can(user: User, perm: Perm, inbox: Inbox) -> bool:
     return perm in access_in(user, inbox).perms
 
 
+def can_on(user: User, perm: Perm, conversation: Conversation) -> bool:
+    """May `user` do `perm` on this conversation? (Assigned-only sources count on their own.)"""
+    if not _is_active(user):
+        return False
+    allowed = access_in(user, conversation.inbox).on_conversation(conversation.assignee_id == user.pk)
+    return perm in allowed and Perm.VIEW in allowed
+
+
+def full_perms(user: User, inbox: Inbox) -> frozenset[Perm]:
+    """What the person may do on every conversation of the inbox (not only their own)."""
+    return access_in(user, inbox).full
+
+
 def inbox_perms(user: User, inbox: Inbox) -> frozenset[Perm]:
     return access_in(user, inbox).perms
 
@@ -173,9 +227,23 @@ def inboxes_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Inbox]:
     return Inbox.objects.filter(pk__in=[i for i, a in _access_map(user).items() if need in a.perms])
 
 
+def tags_visible_to(user: User, inbox: Inbox) -> QuerySet[Tag]:
+    """The inbox's tags this person may know of: all of them, or for someone who sees only
+    their own conversations the tags on those (a tag's name can say a lot)."""
+    if Perm.VIEW in full_perms(user, inbox):
+        return Tag.objects.filter(inbox=inbox)
+    mine = conversations_visible_to(user, Perm.VIEW).filter(inbox=inbox)
+    return Tag.objects.filter(inbox=inbox, conversations__in=mine).distinct()
+
+
+def inboxes_with_any_role(user: User) -> QuerySet[Inbox]:
+    """Inboxes in which `user` holds any role at all (from any source)."""
+    return Inbox.objects.filter(pk__in=list(_access_map(user)))
+
+
 def assigned_only_inboxes(user: User, need: Perm = Perm.VIEW) -> set[int]:
     """Ids of the inboxes where `user` may do `need` only on conversations assigned to them."""
-    return {i for i, a in _access_map(user).items() if need in a.perms and a.assigned_only}
+    return {i for i, a in _access_map(user).items() if need in a.perms and need not in a.full}
 
 
 def conversations_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Conversation]:
@@ -185,21 +253,27 @@ def conversations_visible_to(user: User, need: Perm = Perm.VIEW) -> QuerySet[Con
         return Conversation.objects.none()
     full, own = [], []
     for inbox_id, a in _access_map(user).items():
-        if need in a.perms:
-            (own if a.assigned_only else full).append(inbox_id)
+        if need in a.full:
+            full.append(inbox_id)
+        elif need in a.on_conversation(is_theirs=True):
+            own.append(inbox_id)
     return Conversation.objects.filter(Q(inbox_id__in=full) | Q(inbox_id__in=own, assignee=user))
 
 
 def people_with(inbox: Inbox, need: Perm = Perm.VIEW) -> QuerySet[User]:
     """Active people who may do `need` in the inbox, from any source (assignee choices)."""
     names = roles.roles_with(need)
-    direct = Membership.objects.filter(inbox=inbox, role__in=names, user__isnull=False).values("user_id")
-    teams = TeamMember.objects.filter(
-        team_id__in=Membership.objects.filter(inbox=inbox, role__in=names, team__isnull=False).values("team_id")
-    ).values("user_id")
+    memberships = Membership.objects.filter(inbox=inbox, role__in=names)
+    if need in INBOX_WIDE:
+        memberships = memberships.filter(assigned_only=False)  # inbox-wide powers need a full membership
+    direct = memberships.filter(user__isnull=False).values("user_id")
+    teams = TeamMember.objects.filter(team_id__in=memberships.filter(team__isnull=False).values("team_id")).values(
+        "user_id"
+    )
     grants = AccessGrant.objects.filter(
-        inbox=inbox, role__in=names, state=AccessGrant.State.APPROVED, expires_at__gt=timezone.now()
-    ).values("user_id")
+        inbox=inbox, role__in=[] if need in NOT_GRANTABLE else names, state=AccessGrant.State.APPROVED
+    ).filter(expires_at__gt=timezone.now())
+    grants = grants.values("user_id")
     people: QuerySet[User] = get_user_model().objects.filter(is_active=True)  # type: ignore[assignment]
     return people.filter(Q(pk__in=direct) | Q(pk__in=teams) | Q(pk__in=grants))
 
@@ -212,19 +286,30 @@ def _parse_id(public_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def _check(user: User, inbox: Inbox, need: Perm, assignee_id: int | None | bool = False) -> None:
-    """Raise unless `user` may do `need` in `inbox`; `assignee_id` (when checking one
-    conversation) hides it from an assigned-only member it is not assigned to."""
+    """Raise unless `user` may do `need` in `inbox`. With `assignee_id` (one conversation's
+    check), permissions from assigned-only memberships count only on the person's own
+    conversations, someone who may see only their own gets 404 for anyone else's (it does not
+    exist for them), and `need` comes with conversation.view: nothing is done blind."""
     if _configures_every_inbox(user, need):
         return
     access = access_in(user, inbox)
     if not access.is_member:
         raise NotFound("no such object")
-    if assignee_id is not False and access.assigned_only and Perm.VIEW in access.perms and assignee_id != user.pk:
-        raise NotFound("no such object")
-    if need not in access.perms:
-        if need in access.held:
-            raise NotAllowed(f"this API token does not allow {need.value}")
-        raise NotAllowed(f"your role in this inbox does not allow {need.value}")
+    needs = [need]
+    if assignee_id is False:
+        allowed, held = access.perms, access.held
+    else:
+        is_theirs = assignee_id == user.pk
+        allowed = access.on_conversation(is_theirs)
+        held = access.held_full | (access.held_own - INBOX_WIDE if is_theirs else frozenset())
+        if not is_theirs and access.has_own_only_source and Perm.VIEW not in access.full:
+            raise NotFound("no such object")
+        needs.append(Perm.VIEW)  # nobody acts on a conversation they may not see
+    for wanted in needs:
+        if wanted not in allowed:
+            if wanted in held:
+                raise NotAllowed(f"this API token does not allow {wanted.value}")
+            raise NotAllowed(f"your role in this inbox does not allow {wanted.value}")
 
 
 def get_inbox_for(user: User, public_id: uuid.UUID | str, need: Perm = Perm.VIEW) -> Inbox:

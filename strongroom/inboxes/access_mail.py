@@ -8,12 +8,10 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from strongroom import audit
 from strongroom.audit.notify import deliver_plain
-from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.inboxes import grants, reviews
 from strongroom.inboxes.models import AccessGrant, AccessReview
 from strongroom.mail.errors import MailConnectionError
@@ -62,8 +60,7 @@ def mail_access_requests() -> int:
         AccessGrant.objects.filter(pk=grant.pk).update(notified_at=timezone.now())
         audit.record("access.grant.notified", target=grant, inbox=grant.inbox, details={"recipients": len(owners)})
     for review in AccessReview.objects.filter(closed_at__isnull=True, notified_at__isnull=True):
-        people = get_user_model().objects.filter(is_active=True)
-        deciders = [(p, reviews.items_for(p, review)) for p in people if _may_decide_any(p, review)]
+        deciders = list(reviews.deciders(review).items())
         try:
             for person, items in deciders:
                 if items:
@@ -77,9 +74,3 @@ def mail_access_requests() -> int:
         AccessReview.objects.filter(pk=review.pk).update(notified_at=timezone.now())
         audit.record("access.review.notified", target=review, details={"recipients": sum(1 for _, i in deciders if i)})
     return sent
-
-
-def _may_decide_any(person: object, review: AccessReview) -> bool:
-    from strongroom.inboxes import access
-
-    return has_global_perm(person, Perm.MANAGE_USERS) or access.inboxes_visible_to(person, Perm.APPROVE_ACCESS).exists()  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -49,12 +50,19 @@ def _by_public_id(model: type, public_id: str) -> object:
 
 
 def _catalogue() -> list[dict[str, object]]:
+    in_use = dict(Membership.objects.values_list("role").annotate(n=Count("id")).values_list("role", "n"))
     built_in = [
-        {"slug": name, "name": name.title(), "perms": INBOX_ROLES[name], "custom": None}
+        {"slug": name, "name": name.title(), "perms": INBOX_ROLES[name], "custom": None, "in_use": in_use.get(name, 0)}
         for name in roles.BUILT_IN_ORDER
     ]
     custom = [
-        {"slug": r.slug, "name": r.name, "perms": frozenset(Perm(p) for p in r.perms), "custom": r}
+        {
+            "slug": r.slug,
+            "name": r.name,
+            "perms": frozenset(Perm(p) for p in r.perms),
+            "custom": r,
+            "in_use": in_use.get(r.slug, 0),
+        }
         for r in Role.objects.order_by("name")
     ]
     return built_in + custom
@@ -195,7 +203,11 @@ def grant_list(request: HttpRequest) -> HttpResponse:
         return redirect("inboxes:grants")
     approvable = access.inboxes_visible_to(user, Perm.APPROVE_ACCESS)
     to_decide = list(
-        AccessGrant.objects.filter(inbox__in=approvable, state=AccessGrant.State.PENDING)
+        AccessGrant.objects.filter(
+            inbox__in=approvable,
+            state=AccessGrant.State.PENDING,
+            requested_at__gt=timezone.now() - grants.REQUEST_LAPSES,
+        )
         .exclude(user=user)
         .select_related("inbox", "user")
         .order_by("requested_at")

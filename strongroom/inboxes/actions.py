@@ -55,6 +55,12 @@ def _require(actor: User, perm: Perm, inbox: Inbox) -> None:
         raise NotAllowed(f"you may not {perm.value} in this inbox")
 
 
+def _require_on(actor: User, perm: Perm, conversation: Conversation) -> None:
+    """The check of one conversation (an assigned-only member acts on their own only)."""
+    if not access.can_on(actor, perm, conversation):
+        raise NotAllowed(f"you may not {perm.value} on this conversation")
+
+
 def _require_global(actor: User, perm: Perm) -> None:
     if not has_global_perm(actor, perm):
         raise NotAllowed(f"you may not {perm.value}")
@@ -285,14 +291,29 @@ def _member_details(user: User | None, team: Team | None) -> dict[str, str]:
     return {"person": str(user.public_id)} if user is not None else {"team": str(team.public_id)}  # type: ignore[union-attr]
 
 
-def _check_no_escalation(actor: User, inbox: Inbox, role: str) -> None:
-    """Nobody hands out more than they hold in the inbox; an administrator who manages every
-    inbox (inboxes.manage) may give any role."""
+def _check_no_escalation(actor: User, inbox: Inbox, role: str, *, current: str | None = None) -> None:
+    """Nobody hands out more than they hold on every conversation of the inbox, nor changes
+    or removes the membership of someone who holds more (an inbox admin does not demote an
+    owner). An administrator who manages every inbox (inboxes.manage) is not limited."""
     if has_global_perm(actor, Perm.MANAGE_INBOXES) and token_scope_of(actor) is None:
         return
-    missing = roles.perms_of(role) - access.inbox_perms(actor, inbox)
-    if missing:
-        raise NotAllowed(f"the role {role!r} holds permissions you do not have here: {', '.join(sorted(missing))}")
+    held = access.full_perms(actor, inbox)
+    for name, what in ((role, "give"), (current, "change")):
+        missing = roles.perms_of(name) - held if name else frozenset()
+        if missing:
+            raise NotAllowed(
+                f"you cannot {what} the role {name!r}: it holds permissions you do not have here: "
+                + ", ".join(sorted(missing))
+            )
+
+
+def givable_roles(actor: User, inbox: Inbox) -> list[tuple[str, str]]:
+    """The roles (name, label) `actor` may give in `inbox`: those within what they hold."""
+    if has_global_perm(actor, Perm.MANAGE_INBOXES) and token_scope_of(actor) is None:
+        return roles.role_choices()
+    held = access.full_perms(actor, inbox)
+    custom = roles.custom_roles()
+    return [(name, label) for name, label in roles.role_choices() if roles.perms_of(name, custom) <= held]
 
 
 def add_member(
@@ -311,13 +332,13 @@ def add_member(
     if actor is not None:
         _require(actor, Perm.MANAGE_INBOX, inbox)
     roles.check_role(role)
-    if actor is not None:
-        _check_no_escalation(actor, inbox, role)
     if user is not None and not user.is_active:
         raise Invalid(f"{user.email} is deactivated")
     who = {"user": user} if user is not None else {"team": team}
     with transaction.atomic():
         previous = Membership.objects.select_for_update().filter(inbox=inbox, **who).first()
+        if actor is not None:
+            _check_no_escalation(actor, inbox, role, current=previous.role if previous else None)
         membership, _ = Membership.objects.update_or_create(
             inbox=inbox, **who, defaults={"role": role, "assigned_only": assigned_only}
         )
@@ -330,6 +351,7 @@ def add_member(
                 details={**details, "role": role, "assigned_only": assigned_only},
             )
         elif (previous.role, previous.assigned_only) != (role, assigned_only):
+            unassign_where_access_ended(inbox, [user] if user is not None else list(team.members.all()))  # type: ignore[union-attr]
             audit.record(
                 "member.role.changed",
                 actor=actor,
@@ -368,6 +390,8 @@ def remove_member(
     who = {"user": user} if user is not None else {"team": team}
     with transaction.atomic():
         previous = Membership.objects.filter(inbox=inbox, **who).first()
+        if actor is not None and previous is not None:
+            _check_no_escalation(actor, inbox, "", current=previous.role)
         Membership.objects.filter(inbox=inbox, **who).delete()
         unassign_where_access_ended(inbox, [user] if user is not None else list(team.members.all()))  # type: ignore[union-attr]
         if previous is not None:
@@ -417,7 +441,7 @@ def _event(conversation: Conversation, actor: User | None, kind: str, **data: ob
 
 def assign_conversation(conversation: Conversation, *, actor: User, assignee: User | None) -> Conversation:
     """Assign to a member of the inbox who may see it, or unassign (None)."""
-    _require(actor, Perm.ASSIGN, conversation.inbox)
+    _require_on(actor, Perm.ASSIGN, conversation)
     if assignee is not None and not access.can(assignee, Perm.VIEW, conversation.inbox):
         raise Invalid("only a member of this inbox can be assigned")
     with transaction.atomic():
@@ -452,7 +476,7 @@ def _record_assignment(conversation: Conversation, actor: User | None, previous:
 
 
 def change_status(conversation: Conversation, *, actor: User, status: str) -> Conversation:
-    _require(actor, Perm.CHANGE_STATUS, conversation.inbox)
+    _require_on(actor, Perm.CHANGE_STATUS, conversation)
     if status not in Status.values:
         raise Invalid(f"unknown status {status!r}; use open, pending or closed")
     with transaction.atomic():
@@ -484,7 +508,7 @@ def tag_conversation(
     conversation: Conversation, *, actor: User, add: Sequence[str] = (), remove: Sequence[str] = ()
 ) -> Conversation:
     """Add and remove tags (tags belong to the inbox and are created on first use)."""
-    _require(actor, Perm.TAG, conversation.inbox)
+    _require_on(actor, Perm.TAG, conversation)
     to_add = [clean_tag(t) for t in add if t.strip()]
     to_remove = [clean_tag(t) for t in remove if t.strip()]
     with transaction.atomic():
@@ -517,7 +541,7 @@ def tag_conversation(
 
 def add_note(conversation: Conversation, *, actor: User, body: str) -> Message:
     """An internal note: seen by the inbox's members, never sent."""
-    _require(actor, Perm.NOTE, conversation.inbox)
+    _require_on(actor, Perm.NOTE, conversation)
     body = body.strip()
     if not body:
         raise Invalid("the note is empty")
@@ -597,7 +621,7 @@ def reply_to_conversation(
     Threading: In-Reply-To names the message answered; References carries its chain; our
     Message-ID carries the conversation token, so the customer's answer finds its way back.
     """
-    _require(actor, Perm.REPLY, conversation.inbox)
+    _require_on(actor, Perm.REPLY, conversation)
     inbox = conversation.inbox
     body = body.strip()
     if not body:
@@ -722,7 +746,7 @@ def _enqueue_delivery(item_id: int) -> None:
 
 def retry_delivery(item: OutboxItem, *, actor: User) -> OutboxItem:
     """Send a failed or waiting reply again now."""
-    _require(actor, Perm.REPLY, item.inbox)
+    _require_on(actor, Perm.REPLY, item.message.conversation)
     with transaction.atomic():
         updated = OutboxItem.objects.filter(
             pk=item.pk, state__in=[OutboxItem.State.FAILED, OutboxItem.State.QUEUED]

@@ -25,7 +25,8 @@ from strongroom.inboxes.models import AccessGrant, Inbox
 MAX_HOURS = 72
 DEFAULT_HOURS = 4
 MIN_REASON = 10
-NOT_GRANTABLE = frozenset({Perm.MANAGE_INBOX, Perm.APPROVE_ACCESS})
+NOT_GRANTABLE = access.NOT_GRANTABLE  # also stripped from grants when access is decided
+REQUEST_LAPSES = timedelta(hours=24)  # a request nobody decided in this time can no longer be approved
 State = AccessGrant.State
 OPEN_STATES = (State.PENDING, State.APPROVED)
 
@@ -55,9 +56,12 @@ def request_grant(*, actor: User, inbox: Inbox, role: str, reason: str, hours: i
         raise Invalid(f"break-glass access lasts from 1 to {MAX_HOURS} hours")
     if not actor.is_active:
         raise NotAllowed("a deactivated person cannot ask for access")
+    if not inbox.is_active:
+        raise Invalid("this inbox is paused: nobody can be given access to it now")
     with transaction.atomic():
+        User.objects.select_for_update().filter(pk=actor.pk).first()  # one request at a time per person
         open_ones = AccessGrant.objects.select_for_update().filter(user=actor, inbox=inbox, state__in=OPEN_STATES)
-        if any(g.state == State.PENDING or g.is_active_at(timezone.now()) for g in open_ones):
+        if any(_is_waiting(g) or g.is_active_at(timezone.now()) for g in open_ones):
             raise Conflict("you already have a request or a grant for this inbox")
         grant = AccessGrant.objects.create(inbox=inbox, user=actor, role=role, reason=reason[:500], hours=hours)
         audit.record(
@@ -66,15 +70,26 @@ def request_grant(*, actor: User, inbox: Inbox, role: str, reason: str, hours: i
     return grant
 
 
+def _is_waiting(grant: AccessGrant) -> bool:
+    return grant.state == State.PENDING and grant.requested_at > timezone.now() - REQUEST_LAPSES
+
+
 def _decide(grant: AccessGrant, actor: User, state: str) -> AccessGrant:
     if actor.pk == grant.user_id:
         raise NotAllowed("someone else must decide on your own request")
     if not access.can(actor, Perm.APPROVE_ACCESS, grant.inbox):
         raise NotAllowed("only an owner of the inbox decides on break-glass access")
+    if state == State.APPROVED:
+        role_perms = roles.perms_of(grant.role)
+        if role_perms & NOT_GRANTABLE:
+            raise Invalid(f"the role {grant.role!r} now manages the inbox or approves access: it cannot be granted")
+        missing = role_perms - access.full_perms(actor, grant.inbox)
+        if missing:
+            raise NotAllowed(f"you cannot grant what you do not hold here: {', '.join(sorted(missing))}")
     with transaction.atomic():
         locked = AccessGrant.objects.select_for_update().get(pk=grant.pk)
-        if locked.state != State.PENDING:
-            raise Conflict(f"this request is {locked.state} already")
+        if not _is_waiting(locked):
+            raise Conflict(f"this request is {locked.state if locked.state != State.PENDING else 'too old'} already")
         now = timezone.now()
         locked.state, locked.decided_by, locked.decided_at = state, actor, now
         if state == State.APPROVED:
@@ -135,10 +150,14 @@ def end_grants_of(user: User, *, actor: User | None) -> int:
 
 
 def expire_grants(now: datetime | None = None) -> int:
-    """Worker job: record the end of every grant whose time is up. (They stopped counting at
-    `expires_at` whether or not this ran.)"""
+    """Worker job: record the end of every grant whose time is up (they stopped counting at
+    `expires_at` whether or not this ran) and of every request nobody decided in time."""
     now = now or timezone.now()
     count = 0
+    lapsed = AccessGrant.objects.filter(state=State.PENDING, requested_at__lte=now - REQUEST_LAPSES)
+    for grant in lapsed.select_related("inbox", "user"):
+        with transaction.atomic():
+            count += _end(grant, None, State.EXPIRED, as_worker=True)
     due = AccessGrant.objects.filter(state=State.APPROVED, expires_at__lte=now).select_related("inbox", "user")
     for grant in due:
         with transaction.atomic():

@@ -105,6 +105,8 @@ def _edit_page(
         Membership.objects.filter(inbox=inbox).select_related("user", "team").order_by("team__name", "user__email")
     )
     labels = dict(roles.role_choices())
+    member_form = member_form or MemberForm(initial={"role": "agent"})
+    member_form.fields["role"].choices = actions.givable_roles(request.user, inbox)  # type: ignore[arg-type,attr-defined]
     for m in members:
         m.role_label = labels.get(m.role, m.role)  # type: ignore[attr-defined]
     state = MailboxState.objects.filter(inbox=inbox).first()
@@ -118,7 +120,7 @@ def _edit_page(
             members=members,
             state=state,
             probes=probes,
-            member_form=member_form or MemberForm(initial={"role": "agent"}),
+            member_form=member_form,
             teams=Team.objects.order_by("name"),
             has_imap_password=bool(inbox.imap_password_sealed),
             has_smtp_password=bool(inbox.smtp_password_sealed),

@@ -18,8 +18,8 @@ from strongroom import audit
 from strongroom.errors import Conflict, Invalid, NotAllowed
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
-from strongroom.inboxes import access, actions
-from strongroom.inboxes.models import AccessReview, Inbox, Membership, ReviewItem
+from strongroom.inboxes import access, actions, roles
+from strongroom.inboxes.models import AccessReview, Inbox, Membership, ReviewItem, TeamMember
 
 Decision = ReviewItem.Decision
 
@@ -68,30 +68,85 @@ def start_review(
     return review
 
 
-def _has_other_approver(item: ReviewItem) -> bool:
-    return access.people_with(item.inbox, Perm.APPROVE_ACCESS).exclude(pk=item.user_id).exists()
+class _Deciding:
+    """What deciding on a review's items needs to know about one person, read once."""
+
+    def __init__(self, actor: User) -> None:
+        self.actor = actor
+        self.is_admin = has_global_perm(actor, Perm.MANAGE_USERS)
+        self.approvable = set(access.inboxes_visible_to(actor, Perm.APPROVE_ACCESS).values_list("pk", flat=True))
+        self.approvers: dict[int, set[int]] = {}
+        self.team_people: dict[int, set[int]] = {}
+
+    def subjects(self, item: ReviewItem) -> set[int]:
+        """The people whose access the item is about: its person, or its team's people."""
+        if item.team_id is None:
+            return {item.user_id} if item.user_id else set()
+        if item.team_id not in self.team_people:
+            self.team_people[item.team_id] = set(
+                TeamMember.objects.filter(team_id=item.team_id).values_list("user_id", flat=True)
+            )
+        return self.team_people[item.team_id]
+
+    def other_approvers(self, item: ReviewItem) -> set[int]:
+        if item.inbox_id not in self.approvers:
+            self.approvers[item.inbox_id] = set(
+                access.people_with(item.inbox, Perm.APPROVE_ACCESS).values_list("pk", flat=True)
+            )
+        return self.approvers[item.inbox_id] - self.subjects(item)
+
+    def may_decide(self, item: ReviewItem) -> bool:
+        if self.actor.pk in self.subjects(item):
+            return False  # never on one's own access, even through a team
+        if item.inbox_id in self.approvable:
+            return True
+        return self.is_admin and not self.other_approvers(item)
 
 
 def may_decide(actor: User, item: ReviewItem) -> bool:
-    """Owners of the item's inbox decide, never on themselves; administrators decide where the
-    inbox has no owner other than the person under review."""
-    if item.user_id == actor.pk:
-        return False
-    if access.can(actor, Perm.APPROVE_ACCESS, item.inbox):
-        return True
-    return has_global_perm(actor, Perm.MANAGE_USERS) and not _has_other_approver(item)
+    """Owners of the item's inbox decide, never on their own access (nor their team's);
+    administrators decide where the inbox has no owner other than the people under review."""
+    return _Deciding(actor).may_decide(item)
 
 
 def items_for(actor: User, review: AccessReview) -> list[ReviewItem]:
     """The items of `review` that `actor` may decide."""
+    deciding = _Deciding(actor)
     items = review.items.select_related("inbox", "user", "team").order_by("inbox__name", "user__email", "team__name")
-    return [item for item in items if may_decide(actor, item)]
+    return [item for item in items if deciding.may_decide(item)]
+
+
+def deciders(review: AccessReview) -> dict[User, list[ReviewItem]]:
+    """Everyone with something to decide in `review`, with their items."""
+    inbox_ids = set(review.items.values_list("inbox_id", flat=True))
+    candidates = set()
+    for inbox in Inbox.objects.filter(pk__in=inbox_ids):
+        candidates |= set(access.people_with(inbox, Perm.APPROVE_ACCESS))
+    candidates |= set(User.objects.filter(is_active=True, global_role="admin"))
+    found = {person: items_for(person, review) for person in candidates if person.is_active}
+    return {person: items for person, items in found.items() if items}
+
+
+def _is_stale(item: ReviewItem) -> bool:
+    membership = item.membership
+    return membership is None or membership.role != item.role
+
+
+def _is_last_approver(item: ReviewItem) -> bool:
+    """Would revoking this membership leave its inbox without anyone who approves access?"""
+    if Perm.APPROVE_ACCESS not in roles.perms_of(item.role):
+        return False
+    if item.team_id is None:
+        subjects = {item.user_id}
+    else:
+        subjects = set(TeamMember.objects.filter(team_id=item.team_id).values_list("user_id", flat=True))
+    approvers = set(access.people_with(item.inbox, Perm.APPROVE_ACCESS).values_list("pk", flat=True))
+    return not approvers - subjects
 
 
 def _revoke(item: ReviewItem, recorded_actor: User | None) -> None:
     membership = item.membership
-    if membership is None or membership.role != item.role:
-        return  # already gone or changed since the review started: nothing left to revoke
+    assert membership is not None
     actions.remove_member(
         actor=None,
         inbox=item.inbox,
@@ -108,16 +163,23 @@ def decide(item: ReviewItem, *, actor: User, decision: str) -> ReviewItem:
     if not may_decide(actor, item):
         raise NotAllowed("only an owner of the inbox (never the member) decides on a membership")
     with transaction.atomic():
+        review = AccessReview.objects.select_for_update().get(pk=item.review_id)  # one at a time with close
         locked = (
             ReviewItem.objects.select_for_update(of=("self",))
-            .select_related("review", "inbox", "membership")
+            .select_related("inbox", "membership", "user", "team")
             .get(pk=item.pk)
         )
-        if locked.review.closed_at is not None:
+        if review.closed_at is not None:
             raise Conflict("this review is closed")
+        if review.deadline <= timezone.now():
+            raise Conflict("the deadline has passed: the review is being closed")
         if locked.decision == Decision.REVOKE:
             raise Conflict("this membership was revoked already")
+        if _is_stale(locked):
+            raise Conflict("this membership changed or ended after the review started: nothing to decide")
         if decision == Decision.REVOKE:
+            if _is_last_approver(locked):
+                raise Conflict("this is the inbox's last owner: make someone else owner first")
             _revoke(locked, actor)
         locked.decision, locked.decided_by, locked.decided_at = decision, actor, timezone.now()
         locked.save(update_fields=["decision", "decided_by", "decided_at"])
@@ -126,7 +188,7 @@ def decide(item: ReviewItem, *, actor: User, decision: str) -> ReviewItem:
             actor=actor,
             target=locked,
             inbox=locked.inbox,
-            details={"review": str(locked.review.public_id), "decision": decision, "role": locked.role},
+            details={"review": str(review.public_id), "decision": decision, "role": locked.role},
         )
     return locked
 
@@ -146,9 +208,13 @@ def close_review(review: AccessReview, *, actor: User | None) -> dict[str, int]:
         )
         outcome = Decision.REVOKE if locked.undecided_outcome == AccessReview.Outcome.REVOKE else Decision.KEEP
         for item in undecided:
-            if outcome == Decision.REVOKE:
-                _revoke(item, actor)
-            item.decision, item.by_default, item.decided_at = outcome, True, timezone.now()
+            applied = outcome
+            if outcome == Decision.REVOKE and not _is_stale(item):
+                if _is_last_approver(item):
+                    applied = Decision.KEEP  # an inbox is never left without an owner by default
+                else:
+                    _revoke(item, actor)
+            item.decision, item.by_default, item.decided_at = applied, True, timezone.now()
             item.save(update_fields=["decision", "by_default", "decided_at"])
         locked.closed_at = timezone.now()
         locked.save(update_fields=["closed_at"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.text import slugify
 
 from strongroom import audit
@@ -122,6 +124,8 @@ def update_role(role: Role, *, actor: User | None, name: str, perms: list[str] |
         role.name = name.strip() or role.name
         role.perms = clean
         role.save(update_fields=["name", "perms"])
+        if Perm.VIEW.value in before - set(clean):
+            _unassign_holders(role.slug)
         audit.record(
             "role.updated",
             actor=actor,
@@ -131,14 +135,29 @@ def update_role(role: Role, *, actor: User | None, name: str, perms: list[str] |
     return role
 
 
+def _unassign_holders(slug: str) -> None:
+    """A role that no longer sees conversations: its holders keep no assignment they can no
+    longer see."""
+    from strongroom.inboxes.actions import unassign_where_access_ended  # actions build on roles
+
+    for m in Membership.objects.filter(role=slug).select_related("inbox", "user", "team"):
+        unassign_where_access_ended(m.inbox, [m.user] if m.user_id else list(m.team.members.all()))
+    for g in AccessGrant.objects.filter(role=slug, state=AccessGrant.State.APPROVED).select_related("inbox", "user"):
+        unassign_where_access_ended(g.inbox, [g.user])
+
+
 def delete_role(role: Role, *, actor: User | None) -> None:
     """Delete a custom role nobody holds; a role still in use is refused (reassign first)."""
     _require(actor)
     with transaction.atomic():
         in_use = Membership.objects.filter(role=role.slug).count()
-        in_use += AccessGrant.objects.filter(
-            role=role.slug, state__in=[AccessGrant.State.PENDING, AccessGrant.State.APPROVED]
-        ).count()
+        in_use += (
+            AccessGrant.objects.filter(role=role.slug)
+            .filter(
+                Q(state=AccessGrant.State.PENDING) | Q(state=AccessGrant.State.APPROVED, expires_at__gt=timezone.now())
+            )
+            .count()
+        )
         if in_use:
             raise Invalid(f"{in_use} membership(s) or grant(s) use the role {role.slug!r}; change them first")
         role.delete()

@@ -29,7 +29,7 @@ from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.inboxes import access, actions
 from strongroom.inboxes.forms import AssignForm, NoteForm, ReplyForm, StatusForm, TagsForm, split_addresses
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for, sidebar_for
-from strongroom.inboxes.models import Conversation, OutboxItem, Status, Tag
+from strongroom.inboxes.models import Conversation, OutboxItem, Status
 from strongroom.inboxes.timeline import timeline_of
 from strongroom.publicids import parse_public_id
 from strongroom.web.guards import needs, signed_in
@@ -84,7 +84,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     )
     params = {k: v for k, v in request.GET.items() if k != "page"}
     title = {"mine": "Mine", "unassigned": "Unassigned", "all": inbox.name if inbox else "All inboxes"}[view]
-    tags = list(Tag.objects.filter(inbox=inbox).values_list("name", flat=True)) if inbox else []
+    tags = list(access.tags_visible_to(request.user, inbox).values_list("name", flat=True)) if inbox else []  # type: ignore[arg-type]
     return render(
         request,
         "inboxes/list.html",
@@ -145,7 +145,7 @@ def _conversation_page(
     history = []
     if conversation.contact_id and Perm.SEE_CONTACT in perms:
         history = list(
-            access.conversations_visible_to(user, Perm.VIEW)
+            access.conversations_visible_to(user, Perm.SEE_CONTACT)
             .filter(contact_id=conversation.contact_id)
             .exclude(pk=conversation.pk)
             .select_related("inbox")
@@ -155,7 +155,7 @@ def _conversation_page(
     timeline = timeline_of(conversation)
     initial_cc = ", ".join(actions.default_cc(conversation, [e.message for e in timeline if e.message]))
     inbox_tags = list(
-        Tag.objects.filter(inbox=conversation.inbox)
+        access.tags_visible_to(user, conversation.inbox)
         .annotate(on=Exists(Conversation.tags.through.objects.filter(tag=OuterRef("pk"), conversation=conversation)))
         .values_list("name", "on")
     )
@@ -426,7 +426,7 @@ def message_source(request: HttpRequest, message_id: str) -> HttpResponse:
 def contact_detail(request: HttpRequest, contact_id: str) -> HttpResponse:
     contact = access.get_contact_for(request.user, contact_id)  # type: ignore[arg-type]
     conversations = (
-        access.conversations_visible_to(request.user, Perm.VIEW)  # type: ignore[arg-type]
+        access.conversations_visible_to(request.user, Perm.SEE_CONTACT)  # type: ignore[arg-type]
         .filter(contact=contact)
         .select_related("inbox", "assignee")
         .order_by("-last_activity_at")

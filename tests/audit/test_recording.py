@@ -81,8 +81,10 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
     actions.add_member(actor=None, inbox=inbox, team=team, role="viewer")
     roles.create_role(actor=None, name="Walk role", perms=["conversation.view"])
     grant = grants.request_grant(actor=agent, inbox=inbox, role="viewer", reason="Covering the night shift", hours=2)
+    reviewed = make_user("reviewed@staff.example", name="Rev Iewed")
+    actions.add_member(actor=None, inbox=inbox, user=reviewed, role="viewer")  # no other step touches it
     review = reviews.start_review(actor=None, name="Walk review", deadline=timezone.now() + timedelta(days=7))
-    item = review.items.get(user=agent)
+    item = review.items.get(user=reviewed)
     alert = raise_alert(
         "privilege_change", person_id=str(agent.public_id), key="walk", count=1, first_seq=0, last_seq=0
     )
@@ -415,6 +417,7 @@ NOT_ACTIONS = {
         "saved_password_fits",
         "hand_over_on_offboarding",
         "unassign_where_access_ended",
+        "givable_roles",
     },
     "strongroom.inboxes.roles": {
         "custom_roles",
@@ -426,7 +429,7 @@ NOT_ACTIONS = {
     },
     "strongroom.inboxes.teams": set(),
     "strongroom.inboxes.grants": {"grantable_roles", "approvers_of", "may_decide"},
-    "strongroom.inboxes.reviews": {"may_decide", "items_for", "open_reviews"},
+    "strongroom.inboxes.reviews": {"may_decide", "items_for", "open_reviews", "deciders"},
     # accept_totp_step/accept_totp_code move the replay counter of a sign-in step, which
     # records its own auth.mfa.used or auth.mfa.failed (identity/mfa_forms.py).
     "strongroom.identity.mfa": {
@@ -470,10 +473,14 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
     grants.approve_grant(old_grant, actor=world.admin)
     AccessGrant.objects.filter(pk=old_grant.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     review = reviews.start_review(actor=None, name="Action review", deadline=timezone.now() + timedelta(days=1))
-    due = reviews.start_review(actor=None, name="Due review", deadline=timezone.now() + timedelta(days=1))
+    due = reviews.start_review(
+        actor=None, name="Due review", deadline=timezone.now() + timedelta(days=1), undecided_outcome="keep"
+    )
     AccessReview.objects.filter(pk=due.pk).update(deadline=timezone.now() - timedelta(minutes=1))
-    item = review.items.get(user=world.agent)
-    to_close = reviews.start_review(actor=None, name="To close", deadline=timezone.now() + timedelta(days=1))
+    item = review.items.get(user__email="reviewed@staff.example")
+    to_close = reviews.start_review(
+        actor=None, name="To close", deadline=timezone.now() + timedelta(days=1), undecided_outcome="keep"
+    )
     actions.add_member(actor=None, inbox=world.inbox, user=leaver, role="agent")
     spare_key = Authenticator.objects.get(user=world.admin, data__name="spare-key")
     codes = recovery_codes.generate_recovery_codes(leaver, actor=leaver)
