@@ -304,6 +304,18 @@ def smtp_server(service_dir: Path, test_certs: CertPaths) -> Iterator[SmtpServic
 
 
 @pytest.fixture
+def notify_smtp(settings, smtp_server: SmtpService, test_certs: CertPaths) -> SmtpService:
+    """Strongroom's own notices (alerts, throttled sign-ins, access requests) go to the SMTP peer."""
+    settings.NOTIFY_SMTP = smtp_server.url
+    settings.NOTIFY_SMTP_PASSWORD = smtp_server.password
+    settings.NOTIFY_SMTP_CA = str(test_certs.ca)
+    settings.NOTIFY_FROM = "Strongroom <strongroom@help.example>"
+    settings.PUBLIC_URL = "https://help.example"
+    settings.TIME_ZONE = "UTC"
+    return smtp_server
+
+
+@pytest.fixture
 def password_file(tmp_path: Path) -> Callable[[str], str]:
     def write(secret: str) -> str:
         path = tmp_path / f"secret-{abs(hash(secret))}"

@@ -39,27 +39,7 @@ class Perm(StrEnum):
     MANAGE_TRAINING = "training.manage"
 
 
-INBOX_PERMS = frozenset(
-    {
-        Perm.VIEW,
-        Perm.REPLY,
-        Perm.NOTE,
-        Perm.ASSIGN,
-        Perm.CHANGE_STATUS,
-        Perm.TAG,
-        Perm.DELETE,
-        Perm.EXPORT,
-        Perm.DOWNLOAD_ATTACHMENTS,
-        Perm.SEE_CONTACT,
-        Perm.MANAGE_INBOX,
-        Perm.APPROVE_ACCESS,
-        Perm.READ_INBOX_AUDIT,
-    }
-)
-GLOBAL_PERMS = frozenset(set(Perm) - INBOX_PERMS)
-
-# Built-in roles held in an inbox (through a membership, a team's membership or a grant).
-# Custom roles (made in the UI) are stored as data: see strongroom/inboxes/roles.py.
+# Working on conversations: what an agent does all day.
 _CONTENT = frozenset(
     {
         Perm.VIEW,
@@ -72,6 +52,17 @@ _CONTENT = frozenset(
         Perm.SEE_CONTACT,
     }
 )
+INBOX_PERMS = _CONTENT | {
+    Perm.DELETE,
+    Perm.EXPORT,
+    Perm.MANAGE_INBOX,
+    Perm.APPROVE_ACCESS,
+    Perm.READ_INBOX_AUDIT,
+}
+GLOBAL_PERMS = frozenset(set(Perm) - INBOX_PERMS)
+
+# Built-in roles held in an inbox (through a membership, a team's membership or a grant).
+# Custom roles (made in the UI) are stored as data: see strongroom/inboxes/roles.py.
 INBOX_ROLES: dict[str, frozenset[Perm]] = {
     "owner": INBOX_PERMS,  # the only built-in role that approves access
     "admin": INBOX_PERMS - {Perm.APPROVE_ACCESS},

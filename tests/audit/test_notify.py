@@ -15,17 +15,6 @@ from tests.services.ports import free_port
 pytestmark = pytest.mark.services
 
 
-@pytest.fixture
-def notify_smtp(settings, smtp_server, test_certs):
-    settings.NOTIFY_SMTP = smtp_server.url
-    settings.NOTIFY_SMTP_PASSWORD = smtp_server.password
-    settings.NOTIFY_SMTP_CA = str(test_certs.ca)
-    settings.NOTIFY_FROM = "Strongroom <strongroom@help.example>"
-    settings.PUBLIC_URL = "https://help.example"
-    settings.TIME_ZONE = "UTC"
-    return smtp_server
-
-
 def mass_read_alert(person) -> Alert:
     return raise_alert("mass_read", person_id=str(person.public_id), key="k", count=57, first_seq=0, last_seq=0)
 

@@ -21,15 +21,6 @@ def fresh_rate_limits():
     cache.clear()
 
 
-@pytest.fixture
-def notify_smtp(settings, smtp_server, test_certs):
-    settings.NOTIFY_SMTP = smtp_server.url
-    settings.NOTIFY_SMTP_PASSWORD = smtp_server.password
-    settings.NOTIFY_SMTP_CA = str(test_certs.ca)
-    settings.NOTIFY_FROM = "Strongroom <strongroom@help.example>"
-    return smtp_server
-
-
 def _guess(email, times, ip="203.0.113.77"):
     client = Client(REMOTE_ADDR=ip)
     return [

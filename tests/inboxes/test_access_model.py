@@ -438,15 +438,6 @@ def test_removing_a_member_over_the_api_by_person_or_team(owner, agent, inbox_a)
 # --- mail about access that waits ------------------------------------------------------------
 
 
-@pytest.fixture
-def notify_smtp(settings, smtp_server, test_certs):
-    settings.NOTIFY_SMTP = smtp_server.url
-    settings.NOTIFY_SMTP_PASSWORD = smtp_server.password
-    settings.NOTIFY_SMTP_CA = str(test_certs.ca)
-    settings.NOTIFY_FROM = "Strongroom <strongroom@staff.example>"
-    return smtp_server
-
-
 @pytest.mark.services
 def test_owners_are_mailed_once_about_a_break_glass_request_without_its_reason(notify_smtp, stranger, owner, inbox_a):
     from strongroom.inboxes.access_mail import mail_access_requests
