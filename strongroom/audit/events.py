@@ -121,6 +121,7 @@ EVENTS: dict[str, Event] = _events(
     _e("message.source.viewed", "Opened a message's source", "message", read=True),
     _e("attachment.downloaded", "Downloaded an attachment", "attachment", "channel", read=True),
     _e("contact.viewed", "Opened a contact", read=True),
+    _e("conversation.exported", "Exported a conversation", "format", "count", "channel", read=True),
     _e("delivery.viewed", "Checked a reply's delivery", "message"),
     # --- conversations: changes -----------------------------------------------------------------
     _e("conversation.assigned", "Assigned a conversation", "from", "to"),
@@ -129,6 +130,7 @@ EVENTS: dict[str, Event] = _events(
     _e("note.added", "Added a note", "message"),
     _e("reply.queued", "Sent a reply", "message", "recipients", "attachments"),
     _e("reply.retried", "Sent a failed reply again", "message"),
+    _e("conversation.deleted", "Deleted a conversation", "messages", "attachments"),
     # --- mail -----------------------------------------------------------------------------------
     _e("mail.ingested", "Received a message", "message", "source", "is_new_conversation"),
     _e("mail.unreadable", "Kept a message that could not be filed", "receipt", "attempts"),

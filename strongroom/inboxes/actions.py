@@ -31,6 +31,7 @@ from strongroom.inboxes.models import (
     Attachment,
     Conversation,
     ConversationEvent,
+    InboundMail,
     Inbox,
     MailboxState,
     Membership,
@@ -742,6 +743,31 @@ def _enqueue_delivery(item_id: int) -> None:
     from strongroom.inboxes.tasks import deliver_outbox_item
 
     deliver_outbox_item.enqueue(item_id)
+
+
+def delete_conversation(conversation: Conversation, *, actor: User) -> dict[str, int]:
+    """Delete a conversation for good: its messages, notes, attachments, events, queued
+    replies and every stored copy of its mail (blobs go once the deletion is committed). The
+    receipts of its incoming mail keep only their digest, so the same message fetched again is
+    recognised rather than filed anew. The audit log keeps that it existed and who deleted it."""
+    _require_on(actor, Perm.DELETE, conversation)
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        messages = list(Message.objects.filter(conversation=locked))
+        blobs = [m.raw_blob for m in messages if m.raw_blob]
+        blobs += list(Attachment.objects.filter(message__in=messages).values_list("blob", flat=True))
+        blobs += list(OutboxItem.objects.filter(message__in=messages).values_list("mime_blob", flat=True))
+        receipts = InboundMail.objects.filter(message__in=messages)
+        blobs += [b for b in receipts.values_list("raw_blob", flat=True) if b]
+        receipts.update(raw_blob="", envelope={})
+        counts = {"messages": len(messages), "attachments": Attachment.objects.filter(message__in=messages).count()}
+        tags = list(locked.tags.all())
+        locked.delete()
+        Tag.objects.filter(pk__in=[t.pk for t in tags], conversations__isnull=True).delete()
+        store = blob_store()
+        transaction.on_commit(lambda: [store.delete(key) for key in set(blobs)])
+        audit.record("conversation.deleted", actor=actor, target=conversation, inbox=conversation.inbox, details=counts)
+    return counts
 
 
 def retry_delivery(item: OutboxItem, *, actor: User) -> OutboxItem:

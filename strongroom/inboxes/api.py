@@ -20,6 +20,7 @@ from strongroom.errors import Invalid, NotFound
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm
 from strongroom.inboxes import access, actions
+from strongroom.inboxes.export import conversation_mbox
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for
 from strongroom.inboxes.models import Conversation, Inbox, Message, OutboxItem, Status
 from strongroom.inboxes.views import safe_download
@@ -374,6 +375,29 @@ def change_tags(request: HttpRequest, conversation_id: uuid.UUID, payload: TagsI
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.TAG)
     actions.tag_conversation(conversation, actor=_me(request), add=payload.add, remove=payload.remove)
     return _reloaded(request, conversation)
+
+
+@router.get(
+    "/conversations/{conversation_id}/export",
+    tags=["conversations"],
+    openapi_extra=declares(Perm.EXPORT.value),
+)
+def export_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """The conversation's mail as an mbox file (internal notes stay out)."""
+    conversation = access.get_conversation_for(_me(request), conversation_id, Perm.EXPORT)
+    data, count = conversation_mbox(conversation)
+    audit.record(
+        "conversation.exported", target=conversation, details={"format": "mbox", "count": count, "channel": "api"}
+    )
+    return safe_download(data, f"conversation-{conversation.public_id}.mbox", "application/mbox")
+
+
+@router.delete("/conversations/{conversation_id}", response={204: None}, openapi_extra=declares(Perm.DELETE.value))
+def delete_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> None:
+    """Delete the conversation for good (messages, notes, attachments, stored mail)."""
+    conversation = access.get_conversation_for(_me(request), conversation_id, Perm.DELETE)
+    actions.delete_conversation(conversation, actor=_me(request))
+    return None  # 204: the only status this operation declares
 
 
 @router.get(

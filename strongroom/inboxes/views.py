@@ -26,7 +26,9 @@ from strongroom.defense.html import embed_inline_images
 from strongroom.errors import Invalid
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
+from strongroom.identity.reauth import recent_auth
 from strongroom.inboxes import access, actions
+from strongroom.inboxes.export import conversation_mbox
 from strongroom.inboxes.forms import AssignForm, NoteForm, ReplyForm, StatusForm, TagsForm, split_addresses
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for, sidebar_for
 from strongroom.inboxes.models import Conversation, OutboxItem, Status
@@ -313,6 +315,30 @@ def delivery_status(request: HttpRequest, message_id: str) -> HttpResponse:
         raise Http404("not a reply")
     audit.record("delivery.viewed", target=message.conversation, details={"message": str(message.public_id)})
     return render(request, "inboxes/_delivery.html", {"message": message})
+
+
+@needs(Perm.EXPORT)
+@recent_auth
+@require_GET
+def conversation_export(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The conversation's mail as an mbox file (after a recent password: a bulk copy)."""
+    conversation = access.get_conversation_for(request.user, conversation_id, Perm.EXPORT)  # type: ignore[arg-type]
+    data, count = conversation_mbox(conversation)
+    audit.record(
+        "conversation.exported", target=conversation, details={"format": "mbox", "count": count, "channel": "web"}
+    )
+    return safe_download(data, f"conversation-{conversation.public_id}.mbox", "application/mbox")
+
+
+@needs(Perm.DELETE)
+@recent_auth
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    conversation = access.get_conversation_for(request.user, conversation_id, Perm.DELETE)  # type: ignore[arg-type]
+    subject = conversation.subject or "(no subject)"
+    actions.delete_conversation(conversation, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Deleted “{subject[:80]}”.")
+    return redirect(f"{reverse('inboxes:list')}?inbox={conversation.inbox.public_id}")
 
 
 @needs(Perm.REPLY)

@@ -81,6 +81,7 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
     actions.add_member(actor=None, inbox=inbox, team=team, role="viewer")
     roles.create_role(actor=None, name="Walk role", perms=["conversation.view"])
     grant = grants.request_grant(actor=agent, inbox=inbox, role="viewer", reason="Covering the night shift", hours=2)
+    doomed = ingest_raw(inbox, make_mail(to="help@a.example", subject="To be deleted"), source="import")
     reviewed = make_user("reviewed@staff.example", name="Rev Iewed")
     actions.add_member(actor=None, inbox=inbox, user=reviewed, role="viewer")  # no other step touches it
     review = reviews.start_review(actor=None, name="Walk review", deadline=timezone.now() + timedelta(days=7))
@@ -101,6 +102,7 @@ def world(make_user: Callable[..., User], make_inbox: Callable[..., Inbox]) -> W
         "session_id": str(UserSession.objects.create(user=agent, session_key="walk-session-key").public_id),
         "rule_code": "mass_read",
         "team_id": str(team.public_id),
+        "doomed_conversation_id": str(doomed.conversation.public_id),
         "role_slug": "walk-role",
         "grant_id": str(grant.public_id),
         "review_id": str(review.public_id),
@@ -145,6 +147,7 @@ def _posts(world: World) -> dict[str, dict[str, object]]:
         "audit/alerts/<str:alert_id>/acknowledge": {},
         "audit/rules/<str:rule_code>": {"is_enabled": "on", "threshold": "60", "window_minutes": "10"},
         "settings/inboxes/<str:inbox_id>/teams/<str:team_id>/remove": {},
+        "conversations/<str:conversation_id>/delete": {},
         "settings/roles/": {"name": "Walk exporter", "perms": ["conversation.view", "conversation.export"]},
         "settings/roles/<str:role_slug>": {"name": "Walk role", "perms": ["conversation.view", "contact.view"]},
         "settings/teams/": {"name": "Night shift"},
@@ -175,6 +178,8 @@ def _path(route: str, world: World) -> str:
         name = match.group(1).split(":")[-1]
         if name == "message_id" and ("retry" in route or "delivery" in route):
             return world.ids["reply_message_id"]
+        if name == "conversation_id" and route.endswith("/delete"):
+            return world.ids["doomed_conversation_id"]  # the walk goes on with the other one
         return world.ids[name]
 
     return "/" + re.sub(r"<([^>]+)>", fill, route)
@@ -239,6 +244,14 @@ def test_api_operations_all_record_an_entry(world):
     newbie = str(User.objects.get(email="newbie@staff.example").public_id)
     ids_for = {"/api/v1/users/{user_id}/deactivate": {**world.ids, "user_id": newbie}}
     ids_for["/api/v1/inboxes/{inbox_id}/members/{member_id}"] = {**world.ids, "member_id": world.ids["team_id"]}
+    ids_for["/api/v1/conversations/{conversation_id}"] = {
+        **world.ids,
+        "conversation_id": str(
+            ingest_raw(
+                world.inbox, make_mail(to="help@a.example", subject="API delete"), source="import"
+            ).conversation.public_id
+        ),
+    }
     client = Client(HTTP_AUTHORIZATION=f"Bearer {world.token}")
     silent = []
     for path, operations in schema["paths"].items():
@@ -517,6 +530,10 @@ def _action_calls(world: World) -> dict[str, Callable[[], object]]:
         "offboard_user": lambda: identity_actions.offboard_user(leaver, actor=world.admin, reassign_to=world.admin),
         "change_global_role": lambda: identity_actions.change_global_role(
             world.agent, actor=world.admin, role="auditor"
+        ),
+        "delete_conversation": lambda: actions.delete_conversation(
+            ingest_raw(world.inbox, make_mail(to="help@a.example", subject="Delete me"), source="import").conversation,
+            actor=world.admin,
         ),
         "create_role": lambda: roles.create_role(actor=world.admin, name="Readers", perms=["conversation.view"]),
         "update_role": lambda: roles.update_role(role, actor=world.admin, name="Action role", perms=["contact.view"]),
