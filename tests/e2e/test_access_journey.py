@@ -119,3 +119,19 @@ def test_an_admin_makes_a_custom_role_and_a_team_and_gives_the_team_the_role(
     assert (membership.role, membership.assigned_only) == ("billing-reader", True)
     assert ada.problems == []
     context.close()
+
+
+def test_a_supervisor_deletes_a_conversation_for_good(live_server, chromium, make_user, inbox_a, conversation_a):
+    supervisor = make_user("sue@staff.example", name="Sue Supervisor")
+    actions.add_member(actor=None, inbox=inbox_a, user=supervisor, role="supervisor")
+    context, sue = _browser(chromium, live_server, "sue@staff.example")
+
+    sue.goto(f"{live_server.url}/conversations/{conversation_a.public_id}/")
+    sue.get_by_text("Delete…").click()
+    sue.screenshot(path="test-artifacts/conversation-delete.png", full_page=True)
+    sue.get_by_role("button", name="Delete this conversation").click()
+    sue.get_by_text(re.compile("Deleted “")).wait_for()
+
+    assert sue.goto(f"{live_server.url}/conversations/{conversation_a.public_id}/").status == 404
+    assert sue.problems == []
+    context.close()
