@@ -258,9 +258,19 @@ def populate(conversations: int, seed: int = 11) -> dict[str, object]:
         User.objects.create_user(f"agent{n}@bench.example", "bench password 123456", name=f"Agent {n}")
         for n in range(25)
     ]
+    from allauth.mfa.models import Authenticator
+
+    from strongroom.crypto import random_token
+    from strongroom.identity.mfa import seal_totp_secret
+
     for agent in agents:
         for inbox in inboxes:
             Membership.objects.create(inbox=inbox, user=agent, role="agent")
+        # MFA is required of everyone by default: each agent has an authenticator app, as in real use.
+        secret = random_token(20).upper()
+        Authenticator.objects.create(
+            user=agent, type=Authenticator.Type.TOTP, data={"secret": seal_totp_secret(agent, secret)}
+        )
     tags = {
         inbox.pk: [Tag.objects.create(inbox=inbox, name=t) for t in ("refund", "vip", "bug", "login")]
         for inbox in inboxes
