@@ -39,6 +39,33 @@ def check_key_file(app_configs: Any, **kwargs: Any) -> list[Error]:
 
 
 @register()
+def check_kek_provider(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """The key-encryption key can be used: the versions file is sound, or the HSM token is
+    reachable with the configured PIN. An unusable KEK stops start-up rather than the first read."""
+    from strongroom.crypto.kek import kek_provider
+    from strongroom.crypto.keyfile import load_kek
+
+    if settings.KEK_PROVIDER == "file":
+        if not settings.KEK_FILE.exists():
+            return []  # created by `strongroom serve` on a new installation
+        try:
+            load_kek(settings.KEK_FILE)
+        except ConfigError:
+            return []  # reported by strongroom.E001
+    try:
+        kek_provider().check()
+    except ConfigError as exc:
+        return [
+            Error(
+                str(exc),
+                hint='See docs/encryption.md, "Key-encryption key providers", and STRONGROOM_KEK_PROVIDER.',
+                id="strongroom.E006",
+            )
+        ]
+    return []
+
+
+@register()
 def check_transport(app_configs: Any, **kwargs: Any) -> list[Error]:
     errors = []
     host = urlsplit(settings.PUBLIC_URL).hostname or ""

@@ -48,6 +48,14 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); anything else names the allowed values."""
+    value = env_str(name, default).lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}.")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -76,6 +84,19 @@ def env_secret(name: str) -> str | None:
             raise ConfigError(f"{name}_FILE={file_name} is empty.")
         return value
     return direct.strip() if direct else None
+
+
+def check_private_file(path: Path, setting: str) -> Path:
+    """Check that `path` (named by the setting `setting`) is a file only its owner can read.
+
+    Raises ConfigError naming the setting and the command that fixes it.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{setting}={path}: there is no such file.")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{setting}={path} is readable by other users (mode {mode:o}). Fix it with: chmod 600 {path}")
+    return path
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -8,6 +8,7 @@ docs/configuration.md lists every variable.
 
 from __future__ import annotations
 
+import os
 import re
 import zoneinfo
 from pathlib import Path
@@ -17,8 +18,10 @@ import dj_database_url
 
 from strongroom.environment import (
     ConfigError,
+    check_private_file,
     ensure_private_dir,
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_path,
@@ -86,6 +89,43 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 BLOB_DIR = env_path("STRONGROOM_BLOB_DIR", DATA_DIR / "blobs")
 BLOB_INLINE_BYTES = env_int("STRONGROOM_BLOB_INLINE_BYTES", 1024 * 1024, minimum=0)
 KEK_FILE = env_path("STRONGROOM_KEK_FILE", DATA_DIR / "kek.key")
+
+# --- key-encryption key provider (docs/encryption.md, "Key-encryption key providers") ------
+KEK_PROVIDER = env_choice("STRONGROOM_KEK_PROVIDER", "file", ("file", "pkcs11"))
+PKCS11_MODULE = env_str("STRONGROOM_PKCS11_MODULE")
+PKCS11_TOKEN_LABEL = env_str("STRONGROOM_PKCS11_TOKEN_LABEL")
+# A path, not a secret (so not env_secret, although the name ends in _FILE); the provider reads it.
+_pin_file = env_str("STRONGROOM_PKCS11_PIN_FILE")
+PKCS11_PIN_FILE = Path(_pin_file).expanduser().resolve() if _pin_file else None
+PKCS11_KEY_LABEL = env_str("STRONGROOM_PKCS11_KEY_LABEL", "strongroom-kek")
+# A PIN in the environment shows up in /proc/PID/environ, crash reports and `ps e`.
+if "STRONGROOM_PKCS11_PIN" in os.environ:
+    raise ConfigError(
+        "STRONGROOM_PKCS11_PIN is not read: environment variables leak. Put the user PIN in a file "
+        "readable only by this user (chmod 600) and set STRONGROOM_PKCS11_PIN_FILE to its path."
+    )
+if not re.fullmatch(r"[A-Za-z0-9._-]{1,48}", PKCS11_KEY_LABEL):
+    raise ConfigError(
+        f"STRONGROOM_PKCS11_KEY_LABEL={PKCS11_KEY_LABEL!r} must be 1-48 letters, digits, dots, dashes or "
+        "underscores (keys are labelled PREFIX-v1, PREFIX-v2, ...)."
+    )
+if KEK_PROVIDER == "pkcs11":
+    if not PKCS11_MODULE or not Path(PKCS11_MODULE).is_file():
+        raise ConfigError(
+            f"STRONGROOM_PKCS11_MODULE={PKCS11_MODULE!r} must be the path of the HSM's PKCS#11 library "
+            "(for SoftHSM2 on Debian: /usr/lib/softhsm/libsofthsm2.so)."
+        )
+    if not PKCS11_TOKEN_LABEL or len(PKCS11_TOKEN_LABEL) > 32:
+        raise ConfigError(
+            "STRONGROOM_PKCS11_TOKEN_LABEL must be the label of the token that holds the key-encryption key "
+            "(at most 32 characters; `softhsm2-util --show-slots` or `pkcs11-tool -L` lists them)."
+        )
+    if PKCS11_PIN_FILE is None:
+        raise ConfigError(
+            "STRONGROOM_KEK_PROVIDER=pkcs11 needs STRONGROOM_PKCS11_PIN_FILE: the path of a file (chmod 600) "
+            "holding the token's user PIN."
+        )
+    check_private_file(PKCS11_PIN_FILE, "STRONGROOM_PKCS11_PIN_FILE")
 
 # --- mail ----------------------------------------------------------------------------------
 MAIL_LIMITS = {

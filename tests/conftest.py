@@ -1,9 +1,10 @@
 """People, inboxes and real services for the tests.
 
 Personas (STYLE.md): `admin`, `agent` (agent in inbox A), `viewer` (viewer in A), `outsider`
-(agent in inbox B only), and the anonymous client. Services: a Dovecot IMAP server and an SMTP
-peer started once per test session. Where a component is missing the test is skipped, except
-with STRONGROOM_TEST_STRICT=1 (CI), where a missing component fails the run.
+(agent in inbox B only), and the anonymous client. Services: a Dovecot IMAP server, an SMTP
+peer and a SoftHSM2 PKCS#11 token, started once per test session. Where a component is missing
+the test is skipped, except with STRONGROOM_TEST_STRICT=1 (CI), where a missing component fails
+the run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from strongroom.inboxes.ingest import ingest_raw
 from strongroom.inboxes.models import Conversation, Inbox
 from tests.services.dovecot import Dovecot, ImapAccount, dovecot_available
 from tests.services.smtp import SmtpService
+from tests.services.softhsm import SoftHsm, softhsm_available
 from tests.softkey import SoftKey
 
 STRICT = os.environ.get("STRONGROOM_TEST_STRICT") == "1"
@@ -289,6 +291,14 @@ def dovecot_server(service_dir: Path, test_certs: CertPaths) -> Iterator[Dovecot
     server = Dovecot(service_dir / "dovecot", test_certs).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def softhsm(service_dir: Path) -> SoftHsm:
+    """A SoftHSM2 token of this test run (no daemon, so nothing to stop)."""
+    if not softhsm_available():
+        missing("SoftHSM2 (Debian package softhsm2) with python-pkcs11 (pip install '.[hsm]')")
+    return SoftHsm(service_dir / "softhsm").start()
 
 
 @pytest.fixture

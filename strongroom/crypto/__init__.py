@@ -14,7 +14,10 @@ Other code calls this small API:
 - `generate_signing_key(key_id)` / `sign(...)` / `verify_signature(...)`: Ed25519 keys for
   audit checkpoints; the private half is only ever stored sealed.
 
-Keys come from the key file (see keyfile.py). docs/encryption.md describes the formats.
+- `kek.kek_provider()` / `kek.cached_unwrap(...)`: the configured key-encryption key provider
+  (key file or PKCS#11 HSM, kek.py) that wraps and unwraps 32-byte data keys by KEK version.
+
+Keys come from the key file (see keyfile.py) or the HSM. docs/encryption.md describes the formats.
 """
 
 from strongroom.crypto.primitives import (
