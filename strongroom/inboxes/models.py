@@ -305,6 +305,21 @@ class Contact(models.Model):
         return ("contact", str(self.public_id))
 
 
+class ContactKey(models.Model):
+    """A contact's data key, stored only wrapped by the key-encryption key (crypto/envelope.py).
+    Erasing the contact empties `wrapped` for good (crypto-shredding): what was encrypted under
+    it can no longer be read anywhere, backups included."""
+
+    contact = models.OneToOneField(Contact, on_delete=models.PROTECT, related_name="data_key")
+    kek_version = models.PositiveIntegerField()
+    wrapped = models.BinaryField(max_length=128)
+    created_at = models.DateTimeField(default=timezone.now)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kek_version"], name="contact_key_kek_version")]
+
+
 class Tag(models.Model):
     inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=50)
