@@ -9,6 +9,7 @@
     strongroom team create|add|remove|list
     strongroom role list|create     inbox roles (built-in and custom)
     strongroom review start         access reviews
+    strongroom keys status|rotate|retire   key-encryption key versions
     strongroom inbox create|list|test
     strongroom token create         API tokens
     strongroom audit verify|prove|checkpoint|checkpoints|export|prune|hold|release
@@ -360,6 +361,57 @@ def cmd_role_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(done: int, total: int, version: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    percent = 100 * done // total if total else 100
+    bar = "#" * filled + "-" * (width - filled)
+    print(
+        f"\rre-wrapping data keys under version {version}: {done}/{total} [{bar}] {percent}%", end="", file=sys.stderr
+    )
+
+
+def cmd_keys_status(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import keys
+
+    _prepare()
+    state = keys.status()
+    print(f"provider: {state['provider']}")
+    for version, count in state["versions"].items():  # type: ignore[attr-defined]
+        mark = " (current)" if version == state["current"] else ""
+        print(f"version {version}{mark}: wraps {count} data key(s)")
+    print(f"destroyed (erased contacts): {state['destroyed']}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import keys
+
+    if args.batch < 1:
+        raise CommandError("--batch must be at least 1")
+    _prepare()
+    version, total = keys.start_rotation()
+    _progress(0, total, version)
+    done = 0
+    for done in keys.rewrap_all(batch=args.batch):
+        _progress(done, total, version)
+    print(file=sys.stderr)
+    print(
+        f"Every data key is wrapped under version {version} ({done} re-wrapped). "
+        "Retire an older version with `strongroom keys retire --version N`."
+    )
+    return 0
+
+
+def cmd_keys_retire(args: argparse.Namespace) -> int:
+    from strongroom.inboxes import keys
+
+    _prepare()
+    keys.retire(args.version)
+    print(f"Version {args.version} is retired: nothing wrapped under it can be unwrapped any more.")
+    return 0
+
+
 def cmd_review_start(args: argparse.Namespace) -> int:
     from django.utils import timezone
 
@@ -573,6 +625,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True)
     sub.add_argument("--slug", help="the name used by --role (default: from the name)")
     sub.add_argument("--perm", action="append", help="a per-inbox permission code; repeat for more")
+
+    key_commands = add("keys", lambda a: 0, "Key-encryption key versions and data keys.").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add("status", cmd_keys_status, "Show the KEK versions and how many data keys each wraps.", key_commands)
+    sub = add(
+        "rotate",
+        cmd_keys_rotate,
+        "Make a new KEK version and re-wrap every data key under it, online; resumes an interrupted run.",
+        key_commands,
+    )
+    sub.add_argument("--batch", type=int, default=500, help="keys per transaction (default 500)")
+    sub = add("retire", cmd_keys_retire, "Retire an old KEK version no data key needs.", key_commands)
+    sub.add_argument("--version", type=int, required=True)
 
     review_commands = add("review", lambda a: 0, "Access reviews.").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -152,6 +152,10 @@ EVENTS: dict[str, Event] = _events(
     _e("audit.alerts.viewed", "Opened the security alerts", "count"),
     _e("audit.rule.changed", "Changed a detection rule", "rule", "enabled", "threshold", "window_minutes"),
     _e("audit.stream.failed", "Streaming to the SIEM failed", "error"),
+    # --- keys ------------------------------------------------------------------------------------
+    _e("keys.rotation.started", "Started a key rotation", "version", "count", "resumed"),
+    _e("keys.rewrapped", "Re-wrapped data keys under the current key version", "version", "count"),
+    _e("keys.retired", "Retired a key-encryption key version", "version"),
     # --- the worker -----------------------------------------------------------------------------
     _e("worker.error", "The worker hit an error", "task", "error"),
 )

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
+from strongroom import audit
 from strongroom.crypto import envelope
 from strongroom.crypto.kek import KekProvider, clear_data_key_cache, kek_provider
+from strongroom.errors import Conflict
 from strongroom.inboxes.models import Contact, ContactKey
 
 
@@ -77,6 +80,7 @@ def rewrap_all(*, provider: KekProvider | None = None, batch: int = 500) -> Iter
                 .order_by("pk")[:batch]
             )
             if not rows:
+                audit.record("keys.rewrapped", details={"version": current, "count": done})
                 return
             for row in rows:
                 key = envelope.WrappedKey(row.kek_version, bytes(row.wrapped))
@@ -85,3 +89,49 @@ def rewrap_all(*, provider: KekProvider | None = None, batch: int = 500) -> Iter
                 row.save(update_fields=["kek_version", "wrapped"])
         done += len(rows)
         yield done
+
+
+# --- rotation and status (strongroom keys ...) -----------------------------------------------
+
+
+def status(provider: KekProvider | None = None) -> dict[str, object]:
+    """The KEK versions, the current one, and how many live contact keys each wraps."""
+    provider = provider or kek_provider()
+    counts = dict(
+        ContactKey.objects.filter(destroyed_at__isnull=True)
+        .values_list("kek_version")
+        .annotate(n=Count("id"))
+        .values_list("kek_version", "n")
+    )
+    return {
+        "provider": provider.name,
+        "current": provider.current_version(),
+        "versions": {v: counts.get(v, 0) for v in sorted(set(provider.versions()) | set(counts))},
+        "destroyed": ContactKey.objects.filter(destroyed_at__isnull=False).count(),
+    }
+
+
+def start_rotation(provider: KekProvider | None = None) -> tuple[int, int]:
+    """Begin a rotation: a new KEK version becomes current, unless an earlier rotation is
+    unfinished (keys still under an older version), which is then resumed instead. Returns
+    (the current version, how many keys are left to re-wrap)."""
+    provider = provider or kek_provider()
+    resumed = keys_to_rewrap(provider) > 0
+    if not resumed:
+        provider.create_version()
+    current, left = provider.current_version(), keys_to_rewrap(provider)
+    audit.record("keys.rotation.started", details={"version": current, "count": left, "resumed": resumed})
+    return current, left
+
+
+def retire(version: int, provider: KekProvider | None = None) -> None:
+    """Retire a KEK version that no live key needs any more. Refused (Conflict) while any
+    key is still wrapped under it, and for the current version."""
+    provider = provider or kek_provider()
+    if version == provider.current_version():
+        raise Conflict(f"version {version} is the current one: rotate first")
+    still = ContactKey.objects.filter(destroyed_at__isnull=True, kek_version=version).count()
+    if still:
+        raise Conflict(f"{still} data key(s) are still wrapped under version {version}: run `strongroom keys rotate`")
+    provider.retire_version(version)
+    audit.record("keys.retired", details={"version": version})
