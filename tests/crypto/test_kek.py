@@ -18,12 +18,12 @@ from strongroom.crypto import kek, keyfile, open_sealed, primitives, random_toke
 from strongroom.crypto.kek import (
     WRAPPED_BYTES,
     DataKeyCache,
-    FileKekProvider,
-    Pkcs11KekProvider,
     UnwrapError,
     cached_unwrap,
     kek_provider,
 )
+from strongroom.crypto.kek_file import FileKekProvider
+from strongroom.crypto.kek_pkcs11 import Pkcs11KekProvider
 from strongroom.environment import ConfigError
 from strongroom.errors import Conflict, NotFound
 from tests.cli.test_configuration import run

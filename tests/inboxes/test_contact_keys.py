@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from strongroom.crypto.fields import FieldError, Place, decrypt_field, encrypt_field
-from strongroom.crypto.kek import FileKekProvider, UnwrapError, clear_data_key_cache
+from strongroom.crypto.kek import UnwrapError, clear_data_key_cache
+from strongroom.crypto.kek_file import FileKekProvider
 from strongroom.crypto.keyfile import create_key_file
 from strongroom.inboxes import keys
 from strongroom.inboxes.models import Contact, ContactKey
