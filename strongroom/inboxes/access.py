@@ -169,6 +169,8 @@ def access_in(user: User, inbox: Inbox) -> InboxAccess:
     scope = token_scope_of(user)
     if scope is not None and not scope.allows_inbox(str(inbox.public_id)):
         return NO_ACCESS  # outside the token's inboxes: as if not a member
+    if MAP_MEMO in user.__dict__:  # every inbox was read already for this request
+        return user.__dict__[MAP_MEMO].get(inbox.pk, NO_ACCESS)
     memo: dict[int, InboxAccess] = user.__dict__.setdefault(MEMO, {})
     if inbox.pk not in memo:
         memo[inbox.pk] = _combine(user, _sources(user, [inbox.pk])).get(inbox.pk, NO_ACCESS)
@@ -207,6 +209,12 @@ def can_on(user: User, perm: Perm, conversation: Conversation) -> bool:
         return False
     allowed = access_in(user, conversation.inbox).on_conversation(conversation.assignee_id == user.pk)
     return perm in allowed and Perm.VIEW in allowed
+
+
+def not_held(user: User, inbox: Inbox, role: str) -> frozenset[Perm]:
+    """The permissions of `role` that `user` does not hold on every conversation of `inbox`.
+    The rule "nobody hands out (or takes from someone) more than they hold" asks this."""
+    return roles.perms_of(role) - full_perms(user, inbox) if role else frozenset()
 
 
 def full_perms(user: User, inbox: Inbox) -> frozenset[Perm]:

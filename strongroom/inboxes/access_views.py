@@ -201,25 +201,9 @@ def grant_list(request: HttpRequest) -> HttpResponse:
                 f"Your request for {inbox.name} went to its owners.",
             )
         return redirect("inboxes:grants")
-    approvable = access.inboxes_visible_to(user, Perm.APPROVE_ACCESS)
-    to_decide = list(
-        AccessGrant.objects.filter(
-            inbox__in=approvable,
-            state=AccessGrant.State.PENDING,
-            requested_at__gt=timezone.now() - grants.REQUEST_LAPSES,
-        )
-        .exclude(user=user)
-        .select_related("inbox", "user")
-        .order_by("requested_at")
-    )
+    to_decide = list(grants.waiting_for(user))
+    active = list(grants.active_in_inboxes_of(user))
     now = timezone.now()
-    active = [
-        g
-        for g in AccessGrant.objects.filter(inbox__in=approvable, state=AccessGrant.State.APPROVED)
-        .select_related("inbox", "user", "decided_by")
-        .order_by("expires_at")
-        if g.is_active_at(now)
-    ]
     mine = list(AccessGrant.objects.filter(user=user).select_related("inbox", "decided_by").order_by("-requested_at"))
     audit.record("access.grants.viewed", details={"count": len(to_decide) + len(active) + len(mine)})
     return render(
@@ -239,23 +223,12 @@ def grant_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _grant_for(user: User, grant_id: str, *, own_allowed: bool) -> AccessGrant:
-    """A grant the person may act on: their own, or one in an inbox where they approve access;
-    any other is as if it did not exist."""
-    grant: AccessGrant = _by_public_id(AccessGrant, grant_id)  # type: ignore[assignment]
-    if own_allowed and grant.user_id == user.pk:
-        return grant
-    if access.can(user, Perm.APPROVE_ACCESS, grant.inbox) or (own_allowed and has_global_perm(user, Perm.MANAGE_USERS)):
-        return grant
-    raise NotFound("no such grant")
-
-
 @needs(Perm.APPROVE_ACCESS)
 @recent_auth
 @require_POST
 def grant_decide(request: HttpRequest, grant_id: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    grant = _grant_for(user, grant_id, own_allowed=False)
+    grant = grants.get_grant_for(user, grant_id)
     if request.POST.get("decision") == "approve":
         _attempt(
             request,
@@ -273,7 +246,7 @@ def grant_decide(request: HttpRequest, grant_id: str) -> HttpResponse:
 @require_POST
 def grant_revoke(request: HttpRequest, grant_id: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    grant = _grant_for(user, grant_id, own_allowed=True)
+    grant = grants.get_grant_for(user, grant_id, to_end=True)
     _attempt(request, lambda: grants.revoke_grant(grant, actor=user), "The access ended.")
     return redirect("inboxes:grants")
 
@@ -321,11 +294,8 @@ def review_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def review_detail(request: HttpRequest, review_id: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    review: AccessReview = _by_public_id(AccessReview, review_id)  # type: ignore[assignment]
+    review, mine = reviews.get_review_for(user, review_id)
     is_admin = has_global_perm(user, Perm.MANAGE_USERS)
-    mine = reviews.items_for(user, review)
-    if not is_admin and not mine:
-        raise NotFound("no such review")
     if request.method == "POST":
         if request.POST.get("action") == "close":
             _attempt(request, lambda: reviews.close_review(review, actor=user), "The review is closed.")

@@ -296,11 +296,10 @@ def _check_no_escalation(actor: User, inbox: Inbox, role: str, *, current: str |
     """Nobody hands out more than they hold on every conversation of the inbox, nor changes
     or removes the membership of someone who holds more (an inbox admin does not demote an
     owner). An administrator who manages every inbox (inboxes.manage) is not limited."""
-    if has_global_perm(actor, Perm.MANAGE_INBOXES) and token_scope_of(actor) is None:
+    if _hands_out_anything(actor):
         return
-    held = access.full_perms(actor, inbox)
     for name, what in ((role, "give"), (current, "change")):
-        missing = roles.perms_of(name) - held if name else frozenset()
+        missing = access.not_held(actor, inbox, name or "")
         if missing:
             raise NotAllowed(
                 f"you cannot {what} the role {name!r}: it holds permissions you do not have here: "
@@ -308,9 +307,14 @@ def _check_no_escalation(actor: User, inbox: Inbox, role: str, *, current: str |
             )
 
 
+def _hands_out_anything(actor: User) -> bool:
+    # An administrator who manages every inbox (inboxes.manage), in the UI: not through a token.
+    return has_global_perm(actor, Perm.MANAGE_INBOXES) and token_scope_of(actor) is None
+
+
 def givable_roles(actor: User, inbox: Inbox) -> list[tuple[str, str]]:
     """The roles (name, label) `actor` may give in `inbox`: those within what they hold."""
-    if has_global_perm(actor, Perm.MANAGE_INBOXES) and token_scope_of(actor) is None:
+    if _hands_out_anything(actor):
         return roles.role_choices()
     held = access.full_perms(actor, inbox)
     custom = roles.custom_roles()

@@ -19,8 +19,7 @@ from strongroom.blobs.store import blob_store
 from strongroom.errors import Invalid, NotFound
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm
-from strongroom.inboxes import access, actions
-from strongroom.inboxes.export import conversation_mbox
+from strongroom.inboxes import access, actions, export
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for
 from strongroom.inboxes.models import Conversation, Inbox, Message, OutboxItem, Status
 from strongroom.inboxes.views import safe_download
@@ -385,11 +384,8 @@ def change_tags(request: HttpRequest, conversation_id: uuid.UUID, payload: TagsI
 def export_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """The conversation's mail as an mbox file (internal notes stay out)."""
     conversation = access.get_conversation_for(_me(request), conversation_id, Perm.EXPORT)
-    data, count = conversation_mbox(conversation)
-    audit.record(
-        "conversation.exported", target=conversation, details={"format": "mbox", "count": count, "channel": "api"}
-    )
-    return safe_download(data, f"conversation-{conversation.public_id}.mbox", "application/mbox")
+    data, filename = export.export_conversation(conversation, channel="api")
+    return safe_download(data, filename, "application/mbox")
 
 
 @router.delete("/conversations/{conversation_id}", response={204: None}, openapi_extra=declares(Perm.DELETE.value))

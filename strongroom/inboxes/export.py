@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import io
 
+from strongroom import audit
 from strongroom.blobs.store import BlobNotFound, blob_store
 from strongroom.inboxes.models import Conversation
 
@@ -20,6 +21,15 @@ def _mboxrd(raw: bytes) -> bytes:
         stripped = line.lstrip(b">")
         out.write((b">" + line if stripped.startswith(b"From ") else line) + b"\n")
     return out.getvalue()
+
+
+def export_conversation(conversation: Conversation, *, channel: str) -> tuple[bytes, str]:
+    """The mbox bytes and their file name, the export recorded (a bulk read of content)."""
+    data, count = conversation_mbox(conversation)
+    audit.record(
+        "conversation.exported", target=conversation, details={"format": "mbox", "count": count, "channel": channel}
+    )
+    return data, f"conversation-{conversation.public_id}.mbox"
 
 
 def conversation_mbox(conversation: Conversation) -> tuple[bytes, int]:

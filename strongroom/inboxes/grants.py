@@ -16,11 +16,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from strongroom import audit
-from strongroom.errors import Conflict, Invalid, NotAllowed
+from strongroom.errors import Conflict, Invalid, NotAllowed, NotFound
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.inboxes import access, actions, roles
 from strongroom.inboxes.models import AccessGrant, Inbox
+from strongroom.publicids import parse_public_id
 
 MAX_HOURS = 72
 DEFAULT_HOURS = 4
@@ -41,8 +42,45 @@ def approvers_of(inbox: Inbox) -> QuerySet[User]:
     return access.people_with(inbox, Perm.APPROVE_ACCESS)
 
 
-def may_decide(actor: User, grant: AccessGrant) -> bool:
-    return actor.pk != grant.user_id and access.can(actor, Perm.APPROVE_ACCESS, grant.inbox)
+def get_grant_for(user: User, public_id: str, *, to_end: bool = False) -> AccessGrant:
+    """A grant `user` may act on: one in an inbox where they approve access, or (`to_end`,
+    withdrawing or revoking) their own or any if they manage people. Any other is as if it
+    did not exist (NotFound)."""
+    parsed = parse_public_id(public_id)
+    grant = AccessGrant.objects.select_related("inbox", "user").filter(public_id=parsed).first() if parsed else None
+    if grant is not None:
+        if access.can(user, Perm.APPROVE_ACCESS, grant.inbox):
+            return grant
+        if to_end and (grant.user_id == user.pk or has_global_perm(user, Perm.MANAGE_USERS)):
+            return grant
+    raise NotFound("no such grant")
+
+
+def waiting_for(user: User) -> QuerySet[AccessGrant]:
+    """Requests `user` may decide: not their own, in inboxes where they approve access, not lapsed."""
+    return (
+        AccessGrant.objects.filter(
+            inbox__in=access.inboxes_visible_to(user, Perm.APPROVE_ACCESS),
+            state=State.PENDING,
+            requested_at__gt=timezone.now() - REQUEST_LAPSES,
+        )
+        .exclude(user=user)
+        .select_related("inbox", "user")
+        .order_by("requested_at")
+    )
+
+
+def active_in_inboxes_of(user: User) -> QuerySet[AccessGrant]:
+    """Grants counting now in the inboxes where `user` approves access."""
+    return (
+        AccessGrant.objects.filter(
+            inbox__in=access.inboxes_visible_to(user, Perm.APPROVE_ACCESS),
+            state=State.APPROVED,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("inbox", "user", "decided_by")
+        .order_by("expires_at")
+    )
 
 
 def request_grant(*, actor: User, inbox: Inbox, role: str, reason: str, hours: int = DEFAULT_HOURS) -> AccessGrant:
@@ -83,7 +121,7 @@ def _decide(grant: AccessGrant, actor: User, state: str) -> AccessGrant:
         role_perms = roles.perms_of(grant.role)
         if role_perms & NOT_GRANTABLE:
             raise Invalid(f"the role {grant.role!r} now manages the inbox or approves access: it cannot be granted")
-        missing = role_perms - access.full_perms(actor, grant.inbox)
+        missing = access.not_held(actor, grant.inbox, grant.role)
         if missing:
             raise NotAllowed(f"you cannot grant what you do not hold here: {', '.join(sorted(missing))}")
     with transaction.atomic():

@@ -11,15 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from strongroom import audit
-from strongroom.errors import Conflict, Invalid, NotAllowed
+from strongroom.errors import Conflict, Invalid, NotAllowed, NotFound
 from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.inboxes import access, actions, roles
 from strongroom.inboxes.models import AccessReview, Inbox, Membership, ReviewItem, TeamMember
+from strongroom.publicids import parse_public_id
 
 Decision = ReviewItem.Decision
 
@@ -241,5 +241,13 @@ def close_due_reviews(now: datetime | None = None) -> int:
     return closed
 
 
-def open_reviews() -> QuerySet[AccessReview]:
-    return AccessReview.objects.filter(closed_at__isnull=True).order_by("deadline")
+def get_review_for(user: User, public_id: str) -> tuple[AccessReview, list[ReviewItem]]:
+    """A review `user` may open, with the items they may decide: people managers open any;
+    anyone else only one with something for them to decide (else NotFound, as if none)."""
+    parsed = parse_public_id(public_id)
+    review = AccessReview.objects.filter(public_id=parsed).first() if parsed else None
+    if review is not None:
+        mine = items_for(user, review)
+        if mine or has_global_perm(user, Perm.MANAGE_USERS):
+            return review, mine
+    raise NotFound("no such review")

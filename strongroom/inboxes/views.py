@@ -28,7 +28,7 @@ from strongroom.identity.models import User
 from strongroom.identity.permissions import Perm, has_global_perm
 from strongroom.identity.reauth import recent_auth
 from strongroom.inboxes import access, actions
-from strongroom.inboxes.export import conversation_mbox
+from strongroom.inboxes.export import export_conversation
 from strongroom.inboxes.forms import AssignForm, NoteForm, ReplyForm, StatusForm, TagsForm, split_addresses
 from strongroom.inboxes.listing import VIEWS, ConversationQuery, conversations_for, sidebar_for
 from strongroom.inboxes.models import Conversation, OutboxItem, Status
@@ -323,11 +323,8 @@ def delivery_status(request: HttpRequest, message_id: str) -> HttpResponse:
 def conversation_export(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """The conversation's mail as an mbox file (after a recent password: a bulk copy)."""
     conversation = access.get_conversation_for(request.user, conversation_id, Perm.EXPORT)  # type: ignore[arg-type]
-    data, count = conversation_mbox(conversation)
-    audit.record(
-        "conversation.exported", target=conversation, details={"format": "mbox", "count": count, "channel": "web"}
-    )
-    return safe_download(data, f"conversation-{conversation.public_id}.mbox", "application/mbox")
+    data, filename = export_conversation(conversation, channel="web")
+    return safe_download(data, filename, "application/mbox")
 
 
 @needs(Perm.DELETE)

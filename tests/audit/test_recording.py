@@ -441,8 +441,14 @@ NOT_ACTIONS = {
         "check_role",
     },
     "strongroom.inboxes.teams": set(),
-    "strongroom.inboxes.grants": {"grantable_roles", "approvers_of", "may_decide"},
-    "strongroom.inboxes.reviews": {"may_decide", "items_for", "open_reviews", "deciders"},
+    "strongroom.inboxes.grants": {
+        "grantable_roles",
+        "approvers_of",
+        "get_grant_for",
+        "waiting_for",
+        "active_in_inboxes_of",
+    },
+    "strongroom.inboxes.reviews": {"may_decide", "items_for", "get_review_for", "deciders"},
     # accept_totp_step/accept_totp_code move the replay counter of a sign-in step, which
     # records its own auth.mfa.used or auth.mfa.failed (identity/mfa_forms.py).
     "strongroom.identity.mfa": {
